@@ -1,0 +1,91 @@
+"""Dependencies shared by the routes (``Annotated`` aliases, FastAPI-template style)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from digitizer.config import Settings
+from digitizer.errors import ServiceUnavailableError
+from digitizer.services.intake import IntakeService
+from digitizer.services.keys import Actor, authenticate, require_role
+from storage.db import get_sessionmaker
+from storage.objects import ObjectStore
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    session = get_sessionmaker(settings.db.url)()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise ServiceUnavailableError("the database is unavailable; try again") from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+def get_intake(request: Request) -> IntakeService:
+    return request.app.state.intake
+
+
+IntakeDep = Annotated[IntakeService, Depends(get_intake)]
+
+
+def get_actor(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(description="Personal or client API key")] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Actor:
+    """The authenticated caller (X-API-Key header, or Authorization: Bearer)."""
+    key = x_api_key
+    if key is None and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    session = get_sessionmaker(settings.db.url)()
+    try:
+        actor = authenticate(session, key)
+        session.commit()
+        return actor
+    except OperationalError as exc:
+        raise ServiceUnavailableError("the database is unavailable; try again") from exc
+    finally:
+        session.close()
+
+
+def requires(*roles: str) -> Callable[..., Actor]:
+    """A dependency that admits only ``roles`` (admin always)."""
+
+    def dependency(actor: Annotated[Actor, Depends(get_actor)]) -> Actor:
+        require_role(actor, roles)
+        return actor
+
+    dependency.roles = roles  # type: ignore[attr-defined]  # read by the authorization tests
+    return dependency
+
+
+#: Staff who digitize and watch documents.
+Clerk = Annotated[Actor, Depends(requires("clerk", "approver"))]

@@ -1,0 +1,372 @@
+"""The ``sohoa`` command.
+
+Errors end the command with one line on stderr and a non-zero exit code, never a
+traceback: ``sohoa: error: <what went wrong>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digitizer.config import Settings, get_settings
+from digitizer.errors import SohoaError
+
+SUPPORTED_SUFFIXES = {".pdf", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".zip"}
+
+log = logging.getLogger("digitizer")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"sohoa: error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns domain and OS errors into one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SohoaError as exc:
+            _fail(exc.detail, 2)
+        except (OSError, RuntimeError) as exc:
+            _fail(str(exc) or type(exc).__name__)
+        return None
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """sohoa: digitize once, sign once, reuse everywhere."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- services ----------------------------------------------------------------------------
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from storage import migrate as mig
+
+    settings = get_settings()
+    mig.upgrade(settings.db.url)
+    click.echo("database schema is up to date")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--no-fork", is_flag=True, help="Run jobs in this process (no crash isolation).")
+def worker(burst: bool, no_fork: bool) -> None:
+    """Run a worker: loads the OCR model once, then processes queued documents."""
+    from workers.worker import run_worker
+
+    run_worker(get_settings(), burst=burst, fork=not no_fork)
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default from settings).")
+@click.option("--port", default=None, type=int, help="Port (default from settings).")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from digitizer.api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.embedded.api_host,
+        port=port or settings.embedded.api_port,
+        log_level="warning",
+    )
+
+
+@main.command()
+@click.option("--workers", "worker_count", default=1, show_default=True, help="Worker processes.")
+def up(worker_count: int) -> None:
+    """Bring the embedded stack up: Redis, S3, database, workers and the API. Ctrl-C stops it."""
+    import uvicorn
+
+    from digitizer.api.app import create_app
+    from digitizer.stack import EmbeddedStack
+
+    stack = EmbeddedStack(get_settings())
+    try:
+        settings = stack.start()
+        stack.start_workers(worker_count)
+        host, port = settings.embedded.api_host, settings.embedded.api_port
+        for note in stack.notes:
+            click.echo(note)
+        click.echo(f"API:     http://{host}:{port}/v1  (OpenAPI: http://{host}:{port}/docs)")
+        click.echo("Create a key: sohoa keys create --role clerk --name 'Your Name'")
+        click.echo("Press Ctrl-C to stop.")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    finally:
+        stack.stop()
+        click.echo("stopped what sohoa up started", err=True)
+
+
+# -- keys -----------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """Personal and client API keys."""
+
+
+@keys.command("create")
+@click.option(
+    "--role", required=True, type=click.Choice(["clerk", "approver", "verifier", "portal", "admin"])
+)
+@click.option("--name", required=True, help="Whose key this is.")
+@click.option("--office", default=None, help="Office the holder works for.")
+def keys_create(role: str, name: str, office: str | None) -> None:
+    """Create a key and print it once (it is stored hashed)."""
+    from digitizer.services.keys import create_key
+    from storage.db import session_scope
+
+    settings = get_settings()
+    with session_scope(settings.db.url) as session:
+        row, key = create_key(session, name=name, role=role, office=office)
+        key_id = row.id
+    click.echo(key)
+    click.echo(f"key id {key_id}: shown once, keep it safe", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves)."""
+    from digitizer.services.keys import list_keys
+    from storage.db import session_scope
+
+    with session_scope(get_settings().db.url) as session:
+        for row in list_keys(session):
+            status = "revoked" if row.revoked_at else "active"
+            click.echo(f"{row.id}  {row.role:<9} {status:<8} {row.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by id."""
+    from digitizer.services.keys import revoke_key
+    from storage.db import session_scope
+
+    with session_scope(get_settings().db.url) as session:
+        if not revoke_key(session, key_id):
+            _fail(f"no key with id {key_id}")
+    click.echo("revoked")
+
+
+# -- documents ---------------------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ocr(file: Path) -> None:
+    """Print the recognised text of an image or PDF, lines in reading order."""
+    from digitizer.pipeline import preflight, render
+    from digitizer.pipeline.ocr import create_engine
+    from digitizer.pipeline.runner import text_layer_page
+    from digitizer.services.processing import limits_from
+
+    settings = get_settings()
+    data = file.read_bytes()
+    info = preflight.inspect_file(data, limits_from(settings))
+    if info.kind == "zip":
+        _fail("sohoa ocr reads one image or PDF; use sohoa digitize for archives")
+    engine = create_engine(settings.ocr) if info.needs_ocr else None
+    text_pages = frozenset(info.text_pages)
+    doc = None
+    if info.kind == "pdf" and text_pages:
+        import pymupdf
+
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    for index, page in enumerate(render.iter_pages(data, info.kind, text_pages)):
+        if index:
+            click.echo("\f", nl=False)
+        if page is None:
+            assert doc is not None
+            result = text_layer_page(doc.load_page(index))
+        else:
+            assert engine is not None
+            page = render.deskew(page) if settings.ocr.deskew else page
+            result = engine.recognize(page.image, page.dpi)
+        for line in result.lines:
+            click.echo(line.text)
+
+
+def _collect(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _progress(done: int, total: int, failed: int, started: float) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    bar = "#" * filled + "." * (width - filled)
+    line = f"[{bar}] {done}/{total} documents"
+    if failed:
+        line += f", {failed} failed"
+    line += f"  {time.monotonic() - started:5.0f}s"
+    if sys.stderr.isatty():
+        click.echo(f"\r{line}", nl=False, err=True)
+    else:
+        click.echo(line, err=True)
+
+
+def _wait(settings: Settings, ids: list[str], timeout: float) -> Iterator[tuple[int, int]]:
+    from sqlalchemy import select
+
+    from storage.db import SETTLED_STATES, Document, session_scope
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope(settings.db.url) as session:
+            rows = (
+                session.execute(select(Document.state).where(Document.id.in_(ids))).scalars().all()
+            )
+        settled = sum(1 for s in rows if s in SETTLED_STATES)
+        failed = sum(1 for s in rows if s == "failed")
+        yield settled, failed
+        if settled >= len(set(ids)):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"timed out after {timeout:.0f}s; {len(set(ids)) - settled} documents unfinished"
+            )
+        time.sleep(0.5)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--citizen", "citizen_pid", default=None, help="Personal identification number of the owner."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per document.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy the searchable PDFs into this folder.",
+)
+@click.option(
+    "--workers", "worker_count", default=1, show_default=True, help="Worker processes to start."
+)
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for results.")
+def digitize(
+    paths: tuple[Path, ...],
+    citizen_pid: str | None,
+    as_json: bool,
+    out: Path | None,
+    worker_count: int,
+    timeout: float,
+) -> None:
+    """Run files through the pipeline and wait until each is failed, needs_review or ready.
+
+    Uses the configured stack; services that do not answer are started (embedded)
+    for the length of the command.
+    """
+    from digitizer.services import documents as docs
+    from digitizer.services.intake import IntakeService, Upload
+    from digitizer.services.wiring import citizen_registry, object_store
+    from digitizer.stack import EmbeddedStack
+    from storage.db import session_scope
+    from workers.sweeper import relay_outbox
+
+    files = _collect(paths)
+    if not files:
+        _fail("no PDF, JPEG, PNG, TIFF or ZIP files found in the given paths")
+    stack = EmbeddedStack(get_settings())
+    try:
+        settings = stack.start()
+        store = object_store(settings)
+        store.ensure_bucket()
+        intake = IntakeService(settings, store, citizen_registry(settings))
+        accepted: list[tuple[str, str]] = []
+        rejected: list[dict[str, Any]] = []
+        for path in files:
+            try:
+                result = intake.ingest(
+                    [Upload(path.name, path.read_bytes())], citizen_pid=citizen_pid
+                )
+            except SohoaError as exc:
+                if citizen_pid is not None and exc.slug == "invalid-personal-id":
+                    raise
+                rejected.append({"file": str(path), "state": "rejected", "error": exc.detail})
+                continue
+            accepted.extend((str(path), a.document.id) for a in result.accepted)
+            rejected.extend(
+                {"file": f"{path}:{r.filename}", "state": "rejected", "error": r.error.detail}
+                for r in result.rejected
+            )
+        relay_outbox(settings)
+        ids = [doc_id for _, doc_id in accepted]
+        if ids:
+            stack.start_workers(worker_count)
+            started = time.monotonic()
+            for settled, failed in _wait(settings, ids, timeout):
+                _progress(settled, len(set(ids)), failed, started)
+            if sys.stderr.isatty():
+                click.echo("", err=True)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        with session_scope(settings.db.url) as session:
+            for path, doc_id in accepted:
+                doc = docs.get_document(session, doc_id)
+                record = _record(doc, path, settings)
+                if out is not None and record.get("searchable_pdf"):
+                    target = out / f"{Path(doc.filename).stem}.searchable.pdf"
+                    target.write_bytes(store.get_bytes(doc.results["searchable_pdf"]))
+                    record["searchable_pdf_file"] = str(target)
+                _emit(record, as_json)
+        for record in rejected:
+            _emit(record, as_json)
+    finally:
+        stack.stop()
+    if rejected or not accepted:
+        sys.exit(1)
+
+
+def _record(doc: Any, path: str, settings: Settings) -> dict[str, Any]:
+    results = doc.results or {}
+    pdf = results.get("searchable_pdf")
+    return {
+        "file": path,
+        "id": doc.id,
+        "sha256": doc.sha256,
+        "state": doc.state,
+        "pages": doc.page_count,
+        "ocr_confidence": doc.ocr_confidence,
+        "error": doc.error,
+        "searchable_pdf": f"s3://{settings.s3.bucket}/{pdf}" if pdf else None,
+        "text": f"s3://{settings.s3.bucket}/{results['text']}" if results.get("text") else None,
+    }
+
+
+def _emit(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    where = record.get("searchable_pdf_file") or record.get("searchable_pdf") or ""
+    detail = f"  {record['error']}" if record.get("error") else ""
+    click.echo(f"{record['state']:<13} {record['file']}  {where}{detail}")
+
+
+if __name__ == "__main__":
+    main()

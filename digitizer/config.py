@@ -1,0 +1,107 @@
+"""One settings class for the whole service (prefix ``SOHOA_``, nested with ``__``).
+
+Every field has a default that works for the embedded one-machine stack, so
+``sohoa up`` needs no configuration. Deployments override through the
+environment, e.g. ``SOHOA_S3__ENDPOINT=seaweedfs:8333``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class S3Settings(BaseModel):
+    """Object store (any S3 server)."""
+
+    endpoint: str = "127.0.0.1:8333"
+    access_key: str = "sohoa"
+    secret_key: str = "sohoa-secret-key"
+    bucket: str = "sohoa"
+    secure: bool = False
+    region: str = "us-east-1"
+    presign_seconds: int = 300
+
+
+class RedisSettings(BaseModel):
+    """Redis for the RQ queues."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "sohoa"
+
+
+class DatabaseSettings(BaseModel):
+    """Metadata database: PostgreSQL in deployments, an SQLite file embedded."""
+
+    url: str = "sqlite:///.sohoa/sohoa.db"
+    echo: bool = False
+
+
+class LimitSettings(BaseModel):
+    """Limits on what an upload may hold (decompression bombs, junk)."""
+
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_pages: int = 500
+    max_pixels: int = 80_000_000
+    max_zip_entries: int = 2_000
+    max_zip_total_bytes: int = 512 * 1024 * 1024
+    # Uncompressed TIFF scans of mostly white pages deflate several hundred times.
+    max_zip_ratio: int = 1000
+
+
+class OcrSettings(BaseModel):
+    """OCR engine choice; weights come only from installed packages or a local folder."""
+
+    engine: str = "tesseract"
+    lang: str = "vie"
+    tessdata: str | None = None
+    dpi: int = 300
+    deskew: bool = True
+
+
+class WorkerSettings(BaseModel):
+    """RQ worker behaviour."""
+
+    job_timeout: int = 900
+    max_retries: int = 3
+    retry_intervals: list[int] = Field(default_factory=lambda: [5, 30, 120])
+    burst: bool = False
+
+
+class EmbeddedSettings(BaseModel):
+    """Where the embedded stack (``sohoa up``) keeps its state."""
+
+    home: Path = Path(".sohoa")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+
+class Settings(BaseSettings):
+    """All settings; see README.md for the table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SOHOA_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    s3: S3Settings = Field(default_factory=S3Settings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    public_base_url: str = "http://127.0.0.1:8000"
+    #: 32+ random bytes (base64 or hex) for encrypting personal ids and keyed hashes;
+    #: unset -> a key file is created in the embedded home (one-machine use only).
+    secret_key: SecretStr | None = None
+    #: Mean OCR confidence (0-100) below which a document goes to review.
+    review_min_ocr_confidence: float = 75.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,250 @@
+"""The pipeline: preflight -> render -> ocr -> pdf, over derived objects.
+
+Each step writes its output under ``derived/{sha256}/{step}-{version}/`` where
+the version includes the versions of the steps it depends on, so a new engine
+or renderer recomputes what depends on it and nothing else. A retried job finds
+finished outputs and skips them; pages are processed one at a time so a
+500-page scan needs the memory of one page, not of 500.
+
+This module knows the object store only; document states live in
+``digitizer.services.processing``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pymupdf
+
+from digitizer.pipeline import preflight, render, textpdf
+from digitizer.pipeline.ocr import OcrEngine, OcrLine, OcrPage
+from digitizer.pipeline.preflight import FileInfo, Limits
+from storage.objects import ObjectStore, derived_key, original_key
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class PipelineResult:
+    """What a run produced (keys of derived objects and summary figures)."""
+
+    info: FileInfo
+    pages: list[OcrPage]
+    searchable_pdf_key: str
+    ocr_key: str
+    text_key: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float | None:
+        """Mean OCR confidence over OCR'd pages weighted by text length."""
+        weighted = [
+            (p.confidence, len(p.text)) for p in self.pages if p.source == "ocr" and p.confidence
+        ]
+        total = sum(n for _, n in weighted)
+        if total == 0:
+            return None
+        return sum(c * n for c, n in weighted) / total
+
+    @property
+    def text(self) -> str:
+        """All pages' text, pages separated by form feeds."""
+        return "\f".join(p.text for p in self.pages)
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def text_layer_page(page: pymupdf.Page, dpi: int = render.PDF_DPI) -> OcrPage:
+    """The lines of a born-digital PDF page, boxes in pixels at ``dpi``."""
+    scale = dpi / 72
+    result = OcrPage(
+        width=round(page.rect.width * scale),
+        height=round(page.rect.height * scale),
+        dpi=dpi,
+        source="text-layer",
+    )
+    for block in page.get_text("dict")["blocks"]:
+        for line in block.get("lines", []):
+            text = "".join(span["text"] for span in line["spans"]).strip()
+            if text:
+                x0, y0, x1, y1 = (round(v * scale) for v in line["bbox"])
+                result.lines.append(OcrLine(text=text, bbox=(x0, y0, x1, y1), confidence=100.0))
+    return result
+
+
+class Pipeline:
+    """Runs the steps for one original, identified by its SHA-256."""
+
+    def __init__(
+        self, store: ObjectStore, engine: OcrEngine, limits: Limits, *, deskew: bool = True
+    ):
+        self.store = store
+        self.engine = engine
+        self.limits = limits
+        self.deskew = deskew
+
+    # -- versions ----------------------------------------------------------------------
+    @property
+    def ocr_version(self) -> str:
+        """OCR output depends on the renderer and the engine."""
+        return f"{self.engine.name}.{self.engine.version}.r{render.VERSION}"
+
+    @property
+    def pdf_version(self) -> str:
+        """The searchable PDF depends on the OCR output and its own code."""
+        return f"{textpdf.VERSION}.{self.ocr_version}"
+
+    # -- steps -------------------------------------------------------------------------
+    def run(self, sha256: str, progress: ProgressFn | None = None) -> PipelineResult:
+        """Run every step whose output is missing; returns the outputs.
+
+        Raises:
+            storage.errors.ObjectNotFoundError: the original is gone.
+            digitizer.errors.BadInputError: the original fails preflight.
+            storage.errors.ObjectStoreUnavailableError: transient; retry later.
+        """
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        data = self.store.get_bytes(original_key(sha256))
+        info = self._preflight(sha256, data)
+        timings["preflight"] = time.perf_counter() - started
+
+        ocr_key = derived_key(sha256, "ocr", self.ocr_version, "result.json")
+        text_key = derived_key(sha256, "ocr", self.ocr_version, "text.txt")
+        pdf_key = derived_key(sha256, textpdf.NAME, self.pdf_version, "searchable.pdf")
+        render_prefix = derived_key(sha256, render.NAME, render.VERSION, "")
+
+        stored_ocr = self._load_json(ocr_key)
+        if info.has_signatures or (info.kind == "pdf" and not info.needs_ocr):
+            # A signed original is never rewritten, and a born-digital PDF is already
+            # searchable: the original is the searchable PDF.
+            pdf_key = original_key(sha256)
+        need_pdf = not self.store.exists(pdf_key)
+        if stored_ocr is not None and not need_pdf:
+            pages = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
+            return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings)
+
+        rendered = set(self.store.list_keys(render_prefix))
+        text_pages = frozenset(info.text_pages)
+        source_doc = pymupdf.open(stream=data, filetype="pdf") if info.kind == "pdf" else None
+        pages: list[OcrPage] = []
+        pdf_items: list[tuple[object, OcrPage] | int] = []
+        stored_pages = (
+            [OcrPage.from_dict(p) for p in stored_ocr["pages"]] if stored_ocr is not None else None
+        )
+        skip = frozenset(
+            i
+            for i in range(info.page_count)
+            if i in text_pages or self._page_key(sha256, i) in rendered
+        )
+        try:
+            page_iter = render.iter_pages(data, info.kind, skip)
+            for index in range(info.page_count):
+                fresh = next(page_iter)
+                if index in text_pages:
+                    assert source_doc is not None
+                    ocr_page = (
+                        stored_pages[index]
+                        if stored_pages is not None
+                        else text_layer_page(source_doc.load_page(index))
+                    )
+                    pages.append(ocr_page)
+                    pdf_items.append(index)
+                    continue
+                t0 = time.perf_counter()
+                page = self._page_image(sha256, index, fresh)
+                timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if stored_pages is not None:
+                    ocr_page = stored_pages[index]
+                else:
+                    ocr_page = self.engine.recognize(page.image, page.dpi)
+                timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
+                pages.append(ocr_page)
+                if need_pdf:
+                    pdf_items.append((page.image, ocr_page))
+                if progress:
+                    progress(index + 1, info.page_count)
+        finally:
+            if source_doc is not None:
+                source_doc.close()
+
+        if stored_ocr is None:
+            self.store.put_bytes(
+                text_key,
+                "\f".join(p.text for p in pages).encode(),
+                "text/plain; charset=utf-8",
+            )
+            self.store.put_bytes(
+                ocr_key,
+                _json(
+                    {
+                        "engine": self.engine.name,
+                        "version": self.ocr_version,
+                        "pages": [p.to_dict() for p in pages],
+                    }
+                ),
+                "application/json",
+            )
+        if need_pdf:
+            t0 = time.perf_counter()
+            pdf = textpdf.build_searchable_pdf(pdf_items, data if info.kind == "pdf" else None)  # type: ignore[arg-type]
+            self.store.put_bytes(pdf_key, pdf, "application/pdf")
+            timings["pdf"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings)
+
+    def _preflight(self, sha256: str, data: bytes) -> FileInfo:
+        key = derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
+        stored = self._load_json(key)
+        if stored is not None:
+            return FileInfo(**stored)
+        info = preflight.inspect_file(data, self.limits)
+        self.store.put_bytes(
+            key,
+            _json(
+                {
+                    "kind": info.kind,
+                    "media_type": info.media_type,
+                    "page_count": info.page_count,
+                    "has_signatures": info.has_signatures,
+                    "text_pages": info.text_pages,
+                }
+            ),
+            "application/json",
+        )
+        return info
+
+    @staticmethod
+    def _page_key(sha256: str, index: int) -> str:
+        return derived_key(sha256, render.NAME, render.VERSION, f"page-{index + 1:04d}.png")
+
+    def _page_image(
+        self, sha256: str, index: int, fresh: render.RenderedPage | None
+    ) -> render.RenderedPage:
+        key = self._page_key(sha256, index)
+        if fresh is None:
+            stat = self.store.stat(key)
+            dpi = int(stat.metadata.get("x-amz-meta-dpi", render.TARGET_DPI)) if stat else 300
+            return render.RenderedPage(render.decode_image(self.store.get_bytes(key)), dpi)
+        page = render.deskew(fresh) if self.deskew else fresh
+        self.store.put_bytes(
+            key,
+            render.encode_png(page.image),
+            "image/png",
+            metadata={"dpi": str(page.dpi), "skew": str(page.skew)},
+        )
+        return page
+
+    def _load_json(self, key: str) -> dict | None:  # type: ignore[type-arg]
+        if not self.store.exists(key):
+            return None
+        return json.loads(self.store.get_bytes(key))

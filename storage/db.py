@@ -1,0 +1,248 @@
+"""The metadata database: SQLAlchemy 2 models, engine and sessions.
+
+PostgreSQL in deployments and CI; an SQLite file is the embedded default. The
+schema is owned by Alembic (``digitizer/migrations``); ``create_all`` is never
+used outside throwaway tests of the models themselves.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every stored time is UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random, stable, URL-safe identifier."""
+    return uuid.uuid4().hex
+
+
+class DocumentState(enum.StrEnum):
+    """The document state machine of DESIGN.md."""
+
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    FAILED = "failed"
+    NEEDS_REVIEW = "needs_review"
+    READY = "ready"
+    APPROVED = "approved"
+    ISSUED = "issued"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+
+
+#: States at which ``sohoa digitize`` stops waiting.
+SETTLED_STATES = frozenset(
+    {
+        DocumentState.FAILED,
+        DocumentState.NEEDS_REVIEW,
+        DocumentState.READY,
+        DocumentState.APPROVED,
+        DocumentState.ISSUED,
+        DocumentState.SUPERSEDED,
+        DocumentState.REVOKED,
+    }
+)
+
+
+class UTCDateTime(DateTime):
+    """DateTime that always comes back timezone-aware (SQLite drops the zone)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if parent is not None:
+                value = parent(value)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all tables."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Citizen(Base):
+    """A citizen, known by an opaque reference; the personal id is encrypted."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    pid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    pid_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    """A group of uploads whose progress a clerk watches."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    citizen_id: Mapped[str | None] = mapped_column(ForeignKey("citizens.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(Base):
+    """One uploaded file (identified by the SHA-256 of its bytes) and its processing."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20), default=DocumentState.UPLOADED.value)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    citizen_id: Mapped[str | None] = mapped_column(ForeignKey("citizens.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    has_signatures: Mapped[bool] = mapped_column(default=False)
+    ocr_confidence: Mapped[float | None] = mapped_column(Float)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_documents_state", "state"),)
+
+
+class BatchItem(Base):
+    """Membership of a document in a batch (one document may be in several batches)."""
+
+    __tablename__ = "batch_items"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    """A personal or client key; only its hash is stored, the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    office: Mapped[str | None] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxEntry(Base):
+    """Work to hand to the queue, written in the same transaction as the state change."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(50))
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_pending", "dispatched_at"),)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the API read while a worker writes; busy_timeout waits instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+_ENGINES: list[Engine] = []
+
+
+def dispose_engines() -> None:
+    """Drop pooled connections inherited through fork (the parent keeps its own)."""
+    for engine in _ENGINES:
+        engine.dispose(close=False)
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str, echo: bool = False) -> Engine:
+    """One engine per URL and process (cached)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"connect_timeout": 5},
+        )
+    _ENGINES.append(engine)
+    return engine
+
+
+@lru_cache(maxsize=8)
+def get_sessionmaker(url: str) -> sessionmaker[Session]:
+    """Session factory bound to the engine of a URL."""
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = get_sessionmaker(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
