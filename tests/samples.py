@@ -81,7 +81,14 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
 def multipage_tiff(pages: int = 2) -> bytes:
     frames = [Image.open(io.BytesIO(png([f"Trang {n + 1}"]))).convert("L") for n in range(pages)]
     out = io.BytesIO()
-    frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:], compression="tiff_lzw", dpi=(200, 200))
+    frames[0].save(
+        out,
+        format="TIFF",
+        save_all=True,
+        append_images=frames[1:],
+        compression="tiff_lzw",
+        dpi=(200, 200),
+    )
     return out.getvalue()
 
 
@@ -92,7 +99,7 @@ def zip_of(entries: dict[str, bytes], *, symlink: str | None = None) -> bytes:
             zf.writestr(name, data)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return out.getvalue()
 

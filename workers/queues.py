@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.job import Job, JobStatus
 
 from digitizer.config import Settings
@@ -59,5 +59,5 @@ def enqueue_process(settings: Settings, document_id: str) -> Job:
         retry=Retry(max=settings.worker.max_retries, interval=settings.worker.retry_intervals),
         failure_ttl=7 * 24 * 3600,
         result_ttl=24 * 3600,
-        on_failure="workers.jobs.on_process_failure",
+        on_failure=Callback("workers.jobs.on_process_failure"),
     )

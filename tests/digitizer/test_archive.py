@@ -21,7 +21,9 @@ def test_reads_members_in_order_and_skips_os_litter() -> None:
     assert [(m.name, m.data) for m in members] == [("a.png", b"1"), ("b.jpg", b"2")]
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "a/../../evil.png", "/etc/evil.png", "C:/evil.png"])
+@pytest.mark.parametrize(
+    "name", ["../evil.png", "a/../../evil.png", "/etc/evil.png", "C:/evil.png"]
+)
 def test_path_traversal_and_absolute_paths(name: str) -> None:
     with pytest.raises(UnsafeArchiveError):
         read_zip(samples.zip_of({"ok.png": b"1", name: b"2"}), LIMITS)

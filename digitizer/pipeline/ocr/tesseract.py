@@ -14,6 +14,7 @@ import tesserocr
 from PIL import Image
 
 from digitizer.config import OcrSettings
+from digitizer.pipeline.layout import Word, reading_order
 from digitizer.pipeline.ocr import OcrEngineError, OcrLine, OcrPage, register
 
 _CANDIDATES = (
@@ -66,27 +67,30 @@ class TesseractEngine:
         self._lock = threading.Lock()
 
     def recognize(self, image: Image.Image, dpi: int) -> OcrPage:
-        """Recognise one page; lines in Tesseract's reading order (blocks, then lines)."""
+        """Recognise one page; lines split at column gutters and put in reading order."""
         gray = image if image.mode == "L" else image.convert("L")
         page = OcrPage(width=gray.width, height=gray.height, dpi=dpi)
-        level = tesserocr.RIL.TEXTLINE
+        lines: list[list[Word]] = []
+        word_level = tesserocr.RIL.WORD
         with self._lock:
             api = self._api
             api.SetImage(gray)
             api.SetSourceResolution(dpi)
             api.Recognize()
             iterator = api.GetIterator()
-            if iterator is None:
-                return page
-            for item in tesserocr.iterate_level(iterator, level):
-                text = (item.GetUTF8Text(level) or "").strip()
-                box = item.BoundingBox(level)
-                if not text or box is None:
-                    continue
-                page.lines.append(
-                    OcrLine(text=text, bbox=tuple(box), confidence=float(item.Confidence(level)))
-                )
+            if iterator is not None:
+                for item in tesserocr.iterate_level(iterator, word_level):
+                    text = (item.GetUTF8Text(word_level) or "").strip()
+                    box = item.BoundingBox(word_level)
+                    if item.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or not lines:
+                        lines.append([])
+                    if text and box is not None:
+                        lines[-1].append(Word(text, tuple(box), float(item.Confidence(word_level))))
             api.Clear()
+        for segment in reading_order([line for line in lines if line]):
+            page.lines.append(
+                OcrLine(text=segment.text, bbox=segment.bbox, confidence=segment.confidence)
+            )
         return page
 
     def close(self) -> None:

@@ -1,0 +1,88 @@
+"""Reading order of OCR lines: two-column headers and signature blocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from digitizer.pipeline.layout import Word, reading_order
+
+pytestmark = pytest.mark.smoke
+
+H = 40  # line height in pixels
+
+
+def line(y: int, *runs: tuple[int, str]) -> list[Word]:
+    """Words of one line; each run starts at x and its words are 15 px apart."""
+    words = []
+    for x, text in runs:
+        for token in text.split():
+            width = 22 * len(token)
+            words.append(Word(token, (x, y, x + width, y + H), 90.0))
+            x += width + 15
+    return words
+
+
+def texts(lines: list[list[Word]]) -> list[str]:
+    return [seg.text for seg in reading_order(lines)]
+
+
+def test_two_column_header_is_read_column_by_column() -> None:
+    page = [
+        line(100, (100, "ỦY BAN NHÂN DÂN"), (1100, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM")),
+        line(160, (120, "PHƯỜNG BA ĐÌNH"), (1250, "Độc lập - Tự do - Hạnh phúc")),
+        line(230, (110, "Số: 12/QĐ-UBND"), (1200, "Hà Nội, ngày 9 tháng 6 năm 2025")),
+        line(400, (700, "QUYẾT ĐỊNH")),
+        line(
+            480,
+            (100, "Điều 1. Cấp giấy chứng nhận cho hộ gia đình ông Nguyễn Văn An tại tổ 5 ở đây"),
+        ),
+    ]
+    assert texts(page) == [
+        "ỦY BAN NHÂN DÂN",
+        "PHƯỜNG BA ĐÌNH",
+        "Số: 12/QĐ-UBND",
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Độc lập - Tự do - Hạnh phúc",
+        "Hà Nội, ngày 9 tháng 6 năm 2025",
+        "QUYẾT ĐỊNH",
+        "Điều 1. Cấp giấy chứng nhận cho hộ gia đình ông Nguyễn Văn An tại tổ 5 ở đây",
+    ]
+
+
+def test_side_by_side_fields_stay_row_by_row() -> None:
+    # One row holds two fields; the rows around it are single: not a column block.
+    page = [
+        line(100, (100, "1. Họ và tên: TRẦN THỊ BÌNH")),
+        line(160, (100, "2. Ngày sinh: 01/02/1990"), (1000, "3. Giới tính: Nữ")),
+        line(220, (100, "4. Nơi sinh: Trạm Y tế xã Đông Hòa")),
+    ]
+    assert texts(page) == [
+        "1. Họ và tên: TRẦN THỊ BÌNH",
+        "2. Ngày sinh: 01/02/1990",
+        "3. Giới tính: Nữ",
+        "4. Nơi sinh: Trạm Y tế xã Đông Hòa",
+    ]
+
+
+def test_signature_block_with_a_long_left_line() -> None:
+    page = [
+        line(100, (100, "Nơi nhận:"), (1400, "TM. ỦY BAN NHÂN DÂN")),
+        line(160, (100, "- Như Điều 3;"), (1550, "CHỦ TỊCH")),
+        line(220, (100, "- Chủ tịch, các Phó Chủ tịch UBND")),
+        line(280, (100, "- Lưu: VT.")),
+        line(420, (1450, "Nguyễn Văn An")),
+    ]
+    assert texts(page) == [
+        "Nơi nhận:",
+        "- Như Điều 3;",
+        "- Chủ tịch, các Phó Chủ tịch UBND",
+        "- Lưu: VT.",
+        "TM. ỦY BAN NHÂN DÂN",
+        "CHỦ TỊCH",
+        "Nguyễn Văn An",
+    ]
+
+
+def test_ordinary_word_spaces_do_not_split_lines() -> None:
+    page = [line(100, (100, "Căn cứ Luật Hộ tịch ngày 20 tháng 11 năm 2014;"))]
+    assert texts(page) == ["Căn cứ Luật Hộ tịch ngày 20 tháng 11 năm 2014;"]
