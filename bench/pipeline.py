@@ -86,6 +86,10 @@ class PeakSampler(threading.Thread):
             self.stop_event.wait(0.05)
 
 
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
 def _png(page: generator.GeneratedPage) -> bytes:
     out = io.BytesIO()
     page.image.save(out, format="PNG", dpi=(page.dpi, page.dpi))
@@ -105,12 +109,14 @@ def _wait_http(url: str, timeout: float = 60) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--degraded", action="store_true", help="scan-degraded pages")
     parser.add_argument("--seed", type=int, default=9000, help="first generator seed")
-    parser.add_argument("--db-url", default=None, help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--db-url", default=None, help="database URL (default: SQLite)")
     parser.add_argument("--own-redis", action="store_true", help="start a Redis on a free port")
     parser.add_argument("--json-out", type=Path, default=Path("bench/results/pipeline.json"))
     args = parser.parse_args()
@@ -133,8 +139,12 @@ def main() -> None:
             redis_url = redis_server.url
         db_url = args.db_url or f"sqlite:///{work / 'sohoa.db'}"
         settings = Settings(
-            s3=S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
-                          bucket="bench"),
+            s3=S3Settings(
+                endpoint=s3.endpoint,
+                access_key=s3.access_key,
+                secret_key=s3.secret_key,
+                bucket="bench",
+            ),
             redis=RedisSettings(url=redis_url, queue=f"bench-{uuid.uuid4().hex[:8]}"),
             db=DatabaseSettings(url=db_url),
             embedded=EmbeddedSettings(home=work / "home"),
@@ -154,7 +164,16 @@ def main() -> None:
         env = {**os.environ, **settings_env(settings), "OMP_THREAD_LIMIT": "1"}
         port = free_port()
         api = subprocess.Popen(
-            [sys.executable, "-m", "digitizer.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "digitizer.cli",
+                "api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
         )
         procs.append(api)
@@ -175,7 +194,9 @@ def main() -> None:
         ids = []
         for n, blob in enumerate(blobs):
             t = time.perf_counter()
-            response = client.post("/v1/documents", files={"file": (f"p{n}.png", blob, "image/png")})
+            response = client.post(
+                "/v1/documents", files={"file": (f"p{n}.png", blob, "image/png")}
+            )
             latencies.append(time.perf_counter() - t)
             response.raise_for_status()
             ids.append(response.json()["documents"][0]["id"])
@@ -213,11 +234,16 @@ def main() -> None:
             "raw_ocr_pages_per_min": round(args.pages / raw_ocr_s * 60, 2),
             "overhead_ratio": round(wall_s * args.workers / raw_ocr_s, 3),
             "overhead_ratio_wall": round(wall_s / raw_ocr_s, 3),
-            "upload_latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
-            "upload_latency_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+            "upload_latency_ms_p50": round(_percentile(latencies, 0.50) * 1000, 1),
+            "upload_latency_ms_p99": round(
+                latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1
+            ),
             "peak_worker_rss_mib": round(max(sampler.peaks[w.pid] for w in workers) / 1024, 1),
             "peak_api_rss_mib": round(sampler.peaks[api.pid] / 1024, 1),
-            "states": {s: sum(1 for b in states.values() if b["state"] == s) for s in {b["state"] for b in states.values()}},
+            "states": {
+                s: sum(1 for b in states.values() if b["state"] == s)
+                for s in {b["state"] for b in states.values()}
+            },
             "cer_pipeline_mean": round(sum(pipeline_cer) / len(pipeline_cer), 4),
             "cer_raw_engine_mean": round(sum(raw_cer) / len(raw_cer), 4),
         }
