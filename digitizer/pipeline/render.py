@@ -136,17 +136,3 @@ def deskew(page: RenderedPage) -> RenderedPage:
     border = 255 if arr.ndim == 2 else (255, 255, 255)
     rotated = cv2.warpAffine(arr, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=border)
     return RenderedPage(Image.fromarray(rotated), page.dpi, angle)
-
-
-def encode_png(image: Image.Image) -> bytes:
-    """Lossless page image for storage (OCR re-runs read the same pixels)."""
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
-def decode_image(data: bytes) -> Image.Image:
-    """Inverse of :func:`encode_png`."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return img.copy()

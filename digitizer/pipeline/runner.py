@@ -16,9 +16,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pymupdf
+from PIL import Image
 
 from digitizer.pipeline import preflight, render, textpdf
 from digitizer.pipeline.ocr import OcrEngine, OcrLine, OcrPage
@@ -80,6 +81,16 @@ def text_layer_page(page: pymupdf.Page, dpi: int = render.PDF_DPI) -> OcrPage:
     return result
 
 
+def preflight_key(sha256: str) -> str:
+    """Where preflight's findings for an original are kept."""
+    return derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
+
+
+def store_preflight(store: ObjectStore, sha256: str, info: FileInfo) -> None:
+    """Keep preflight's findings (intake stores them so the worker need not decode again)."""
+    store.put_bytes(preflight_key(sha256), _json(asdict(info)), "application/json")
+
+
 class Pipeline:
     """Runs the steps for one original, identified by its SHA-256."""
 
@@ -120,7 +131,6 @@ class Pipeline:
         ocr_key = derived_key(sha256, "ocr", self.ocr_version, "result.json")
         text_key = derived_key(sha256, "ocr", self.ocr_version, "text.txt")
         pdf_key = derived_key(sha256, textpdf.NAME, self.pdf_version, "searchable.pdf")
-        render_prefix = derived_key(sha256, render.NAME, render.VERSION, "")
 
         stored_ocr = self._load_json(ocr_key)
         if info.has_signatures or (info.kind == "pdf" and not info.needs_ocr):
@@ -132,24 +142,20 @@ class Pipeline:
             pages = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
             return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings)
 
-        rendered = set(self.store.list_keys(render_prefix))
         text_pages = frozenset(info.text_pages)
         source_doc = pymupdf.open(stream=data, filetype="pdf") if info.kind == "pdf" else None
-        pages: list[OcrPage] = []
-        pdf_items: list[tuple[object, OcrPage] | int] = []
         stored_pages = (
             [OcrPage.from_dict(p) for p in stored_ocr["pages"]] if stored_ocr is not None else None
         )
-        skip = frozenset(
-            i
-            for i in range(info.page_count)
-            if i in text_pages or self._page_key(sha256, i) in rendered
-        )
+        pages: list[OcrPage] = []
+        pdf_items: list[tuple[Image.Image, OcrPage] | int] = []
         try:
-            page_iter = render.iter_pages(data, info.kind, skip)
+            # Rendering is cheap next to OCR (~0.1 s vs ~1 s a page) and deterministic,
+            # so page images are not stored: a retry renders again and skips the OCR.
+            page_iter = render.iter_pages(data, info.kind, text_pages)
             for index in range(info.page_count):
                 fresh = next(page_iter)
-                if index in text_pages:
+                if fresh is None:
                     assert source_doc is not None
                     ocr_page = (
                         stored_pages[index]
@@ -160,13 +166,14 @@ class Pipeline:
                     pdf_items.append(index)
                     continue
                 t0 = time.perf_counter()
-                page = self._page_image(sha256, index, fresh)
+                page = render.deskew(fresh) if self.deskew else fresh
                 timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if stored_pages is not None:
                     ocr_page = stored_pages[index]
                 else:
                     ocr_page = self.engine.recognize(page.image, page.dpi)
+                    ocr_page.skew = page.skew
                 timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
                 pages.append(ocr_page)
                 if need_pdf:
@@ -196,7 +203,7 @@ class Pipeline:
             )
         if need_pdf:
             t0 = time.perf_counter()
-            pdf = textpdf.build_searchable_pdf(pdf_items, data if info.kind == "pdf" else None)  # type: ignore[arg-type]
+            pdf = textpdf.build_searchable_pdf(pdf_items, data if info.kind == "pdf" else None)
             self.store.put_bytes(pdf_key, pdf, "application/pdf")
             timings["pdf"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
@@ -222,27 +229,6 @@ class Pipeline:
             "application/json",
         )
         return info
-
-    @staticmethod
-    def _page_key(sha256: str, index: int) -> str:
-        return derived_key(sha256, render.NAME, render.VERSION, f"page-{index + 1:04d}.png")
-
-    def _page_image(
-        self, sha256: str, index: int, fresh: render.RenderedPage | None
-    ) -> render.RenderedPage:
-        key = self._page_key(sha256, index)
-        if fresh is None:
-            stat = self.store.stat(key)
-            dpi = int(stat.metadata.get("x-amz-meta-dpi", render.TARGET_DPI)) if stat else 300
-            return render.RenderedPage(render.decode_image(self.store.get_bytes(key)), dpi)
-        page = render.deskew(fresh) if self.deskew else fresh
-        self.store.put_bytes(
-            key,
-            render.encode_png(page.image),
-            "image/png",
-            metadata={"dpi": str(page.dpi), "skew": str(page.skew)},
-        )
-        return page
 
     def _load_json(self, key: str) -> dict | None:  # type: ignore[type-arg]
         if not self.store.exists(key):

@@ -30,7 +30,7 @@ def _font() -> pymupdf.Font:
 
 def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True, dpi=(300, 300))
+    image.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from digitizer.config import Settings
 from digitizer.errors import BadInputError, FileTooLargeError, ServiceUnavailableError
 from digitizer.pipeline.preflight import FileInfo, inspect_file, sniff
+from digitizer.pipeline.runner import store_preflight
 from digitizer.services.archive import ArchiveLimits, Member, read_zip
 from digitizer.services.citizens import CitizenRegistry, validate_pid
 from digitizer.services.processing import limits_from
@@ -205,7 +206,11 @@ class IntakeService:
     def _store_originals(self, prepared: list[_Prepared]) -> None:
         try:
             for item in prepared:
-                self.store.put_if_absent(original_key(item.sha256), item.data, item.info.media_type)
+                if self.store.put_if_absent(
+                    original_key(item.sha256), item.data, item.info.media_type
+                ):
+                    # The worker reuses these findings instead of decoding the file again.
+                    store_preflight(self.store, item.sha256, item.info)
         except ObjectStoreUnavailableError as exc:
             raise ServiceUnavailableError(
                 "the object store is unavailable; the upload was not accepted, try again"

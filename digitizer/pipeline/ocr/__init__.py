@@ -35,6 +35,7 @@ class OcrPage:
     height: int = 0
     dpi: int = 300
     source: str = "ocr"  # "ocr" or "text-layer" (born-digital PDF page)
+    skew: float = 0.0  # degrees the page was rotated before OCR
 
     @property
     def text(self) -> str:
@@ -56,6 +57,7 @@ class OcrPage:
             "height": self.height,
             "dpi": self.dpi,
             "source": self.source,
+            "skew": self.skew,
             "confidence": self.confidence,
             "lines": [
                 {"text": ln.text, "bbox": list(ln.bbox), "confidence": round(ln.confidence, 2)}
@@ -85,6 +87,7 @@ class OcrPage:
             height=int(data["height"]),  # type: ignore[call-overload]
             dpi=int(data["dpi"]),  # type: ignore[call-overload]
             source=str(data["source"]),
+            skew=float(data.get("skew", 0.0)),  # type: ignore[arg-type]
         )
 
 
