@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for pkg in python3-venv tesseract-ocr tesseract-ocr-vie redis-server \
-           fonts-liberation fonts-dejavu-core fonts-noto-core; do
+           fonts-liberation2 fonts-dejavu-core fonts-noto-core; do
   have "$pkg" || need+=("$pkg")
 done
 if [ "$WITH_TEST" = 1 ]; then

@@ -8,7 +8,7 @@ import zipfile
 import pymupdf
 from PIL import Image, ImageDraw, ImageFont
 
-FONT = "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
 
 
 def text_image(lines: list[str], size: tuple[int, int] = (1654, 600), fmt: str = "PNG") -> bytes:
