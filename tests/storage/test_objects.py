@@ -79,7 +79,7 @@ def test_wrong_secret_is_refused(settings: Settings) -> None:
             bucket=settings.s3.bucket,
         )
     )
-    with pytest.raises(ObjectStoreUnavailableError, match="refused|error"):
+    with pytest.raises(ObjectStoreUnavailableError, match=r"refused|error"):
         bad.ensure_bucket()
 
 
