@@ -320,8 +320,12 @@ def digitize(
         if ids:
             stack.start_workers(worker_count)
             started = time.monotonic()
+            shown = None
             for settled, failed in _wait(settings, ids, timeout):
-                _progress(settled, len(set(ids)), failed, started)
+                # On a terminal the bar redraws in place; in a log, only changes are printed.
+                if sys.stderr.isatty() or (settled, failed) != shown:
+                    _progress(settled, len(set(ids)), failed, started)
+                    shown = (settled, failed)
             if sys.stderr.isatty():
                 click.echo("", err=True)
         if out is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,7 +36,8 @@ class RedisSettings(BaseModel):
 class DatabaseSettings(BaseModel):
     """Metadata database: PostgreSQL in deployments, an SQLite file embedded."""
 
-    url: str = "sqlite:///.sohoa/sohoa.db"
+    #: A relative SQLite path is taken relative to the embedded home.
+    url: str = "sqlite:///sohoa.db"
     echo: bool = False
 
 
@@ -99,6 +100,16 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     #: Mean OCR confidence (0-100) below which a document goes to review.
     review_min_ocr_confidence: float = 75.0
+
+    @model_validator(mode="after")
+    def _anchor_sqlite(self) -> Settings:
+        # Every command (up, worker, keys, digitize) must open the same embedded file,
+        # whatever directory it runs from.
+        url = self.db.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            path = Path(url.removeprefix("sqlite:///"))
+            self.db.url = f"sqlite:///{(Path(self.embedded.home) / path).resolve()}"
+        return self
 
 
 @lru_cache

@@ -89,15 +89,6 @@ class EmbeddedStack:
             self.notes.append(
                 f"S3: SeaweedFS started on {self.s3.endpoint} (data in {self.home / 's3'})"
             )
-        if settings.db.url.startswith("sqlite:///") and not settings.db.url.startswith(
-            "sqlite:////"
-        ):
-            # A relative SQLite path is relative to the embedded home, not to the cwd.
-            name = Path(settings.db.url.removeprefix("sqlite:///")).name
-            db_url = f"sqlite:///{self.home / name}"
-            settings = settings.model_copy(
-                update={"db": settings.db.model_copy(update={"url": db_url})}
-            )
         migrate.upgrade(settings.db.url)
         self.notes.append(f"Database: {_redact(settings.db.url)} (migrated)")
         self.settings = settings

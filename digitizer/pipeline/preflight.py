@@ -86,7 +86,7 @@ def sniff(data: bytes) -> Kind:
         UnsupportedMediaTypeError: anything but PDF, JPEG, PNG, TIFF or ZIP.
     """
     if not data:
-        raise EmptyFileError("the file has no content (0 bytes)")
+        raise EmptyFileError("the file is empty (0 bytes)")
     head = data[:1024]
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
