@@ -33,6 +33,7 @@ from digitizer.config import (
     WorkerSettings,
 )
 from storage import migrate
+from storage.db import get_engine
 from storage.embedded import SeaweedFS
 
 DB_KIND = os.environ.get("SOHOA_TEST_DB", "postgresql")
@@ -67,6 +68,8 @@ def _db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if DB_KIND == "sqlite":
         path = tmp_path_factory.mktemp("db") / "template.db"
         migrate.upgrade(f"sqlite:///{path}")
+        # Closing the last connection checkpoints the WAL into the file we copy.
+        get_engine(f"sqlite:///{path}").dispose()
         yield str(path)
         return
     name = f"sohoa_tmpl_{uuid.uuid4().hex[:10]}"
@@ -75,8 +78,6 @@ def _db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
-    from storage.db import get_engine
-
     get_engine(url).dispose()
     yield name
     with admin.connect() as conn:
@@ -98,8 +99,6 @@ def db(_db_template: str, tmp_path: Path) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_db_template}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
-    from storage.db import get_engine
-
     get_engine(url).dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
