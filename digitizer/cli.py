@@ -116,6 +116,46 @@ def up(worker_count: int) -> None:
         click.echo("stopped what sohoa up started", err=True)
 
 
+@main.command()
+def sweep() -> None:
+    """Relay the outbox and queue again work that was lost (also runs inside workers)."""
+    from workers.sweeper import relay_outbox
+    from workers.sweeper import sweep as run_sweep
+
+    settings = get_settings()
+    relayed = relay_outbox(settings)
+    report = run_sweep(settings)
+    click.echo(f"relayed {relayed}, requeued {len(report.requeued)}, failed {len(report.failed)}")
+
+
+@main.command()
+@click.argument("document_ids", nargs=-1)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["failed", "needs_review", "ready", "queued", "uploaded"]),
+    help="Reprocess every document in this state (repeatable).",
+)
+def reprocess(document_ids: tuple[str, ...], states: tuple[str, ...]) -> None:
+    """Run documents through the pipeline again, e.g. after changing the OCR engine."""
+    from digitizer.services import documents as docs
+    from storage.db import session_scope
+    from workers.sweeper import relay_outbox
+
+    if not document_ids and not states:
+        _fail("name document ids or --state")
+    settings = get_settings()
+    with session_scope(settings.db.url) as session:
+        ids = [docs.reprocess(session, d).id for d in document_ids]
+        ids += docs.reprocess_where(session, list(states))
+    try:
+        relay_outbox(settings)
+    except Exception:
+        pass  # the workers' relay picks them up
+    click.echo(f"queued {len(ids)} documents for reprocessing")
+
+
 # -- keys -----------------------------------------------------------------------------
 @main.group()
 def keys() -> None:

@@ -67,9 +67,19 @@ class WorkerSettings(BaseModel):
     """RQ worker behaviour."""
 
     job_timeout: int = 900
+    #: Retries of one job after a transient failure (S3 or database unreachable).
     max_retries: int = 3
     retry_intervals: list[int] = Field(default_factory=lambda: [5, 30, 120])
-    burst: bool = False
+    #: Runs of one document in all (retries, crashes, sweeps) before it is failed.
+    max_attempts: int = 5
+    #: How often a busy worker proves it is alive, and when silence means dead.
+    heartbeat_seconds: float = 10.0
+    stale_after_seconds: float = 60.0
+    #: How often each worker relays the outbox and sweeps for lost work.
+    relay_seconds: float = 2.0
+    sweep_seconds: float = 15.0
+    #: Similarity (0-1) above which a second scan of the same paper is flagged.
+    duplicate_threshold: float = 0.7
 
 
 class EmbeddedSettings(BaseModel):

@@ -104,6 +104,12 @@ class NotFoundError(SohoaError):
     status = 404
 
 
+class ConflictError(SohoaError):
+    slug = "conflict"
+    title = "The document is not in a state that allows this"
+    status = 409
+
+
 # -- infrastructure ----------------------------------------------------------------------
 class ServiceUnavailableError(SohoaError):
     """Storage or database cannot take the request now; nothing was accepted."""
@@ -131,6 +137,7 @@ PROBLEM_TYPES: dict[str, type[SohoaError]] = {
         NotAuthenticatedError,
         ForbiddenError,
         NotFoundError,
+        ConflictError,
         ServiceUnavailableError,
     )
 }

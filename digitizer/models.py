@@ -39,6 +39,12 @@ class DocumentPublic(BaseModel):
         default=None, description="API path that redirects to a short-lived download link"
     )
     text_url: str | None = None
+    failures: list[dict[str, object]] = Field(
+        default_factory=list, description="why earlier attempts failed (attempt, at, reason)"
+    )
+    duplicate_of: str | None = Field(
+        default=None, description="another document this looks like a second scan of"
+    )
 
 
 class UploadedDocument(BaseModel):

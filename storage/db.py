@@ -140,8 +140,20 @@ class Document(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: Written every few seconds while a worker processes the document; a stale
+    #: heartbeat means the worker died and the sweeper takes the work back.
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    #: Why earlier attempts failed: [{"attempt": n, "at": iso time, "reason": text}].
+    failures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: Text fingerprint for near-duplicate detection (MinHash + numbers).
+    fingerprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Another document this one looks like a second scan of (clerk to decide).
+    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("documents.id"))
 
-    __table_args__ = (Index("ix_documents_state", "state"),)
+    __table_args__ = (
+        Index("ix_documents_state", "state"),
+        Index("ix_documents_citizen", "citizen_id"),
+    )
 
 
 class BatchItem(Base):

@@ -39,17 +39,19 @@ def process_job_id(document_id: str) -> str:
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def enqueue_process(settings: Settings, document_id: str) -> Job:
+def enqueue_process(settings: Settings, document_id: str, *, replace: bool = False) -> Job:
     """Enqueue a document's processing unless that job is already waiting or running.
 
     The fixed job id makes a second enqueue of the same document a no-op while the
     first is active; a finished or failed job is replaced (a retry or reprocess).
+    ``replace`` also replaces an active job: the sweeper's way to take back work
+    from a worker that died holding it.
     """
     queue = get_queue(settings)
     job_id = process_job_id(document_id)
     existing = queue.fetch_job(job_id)
     if existing is not None:
-        if existing.get_status(refresh=True) in _ACTIVE:
+        if not replace and existing.get_status(refresh=True) in _ACTIVE:
             return existing
         existing.delete()
     return queue.enqueue(

@@ -1,25 +1,42 @@
-"""The outbox relay: hands committed work to the queue.
+"""Keeping work moving: the outbox relay and the sweeper.
 
-Uploads write the document and an outbox row in one transaction; this relay
-enqueues the pending rows and marks them dispatched. When Redis is down the
-rows simply wait, so an outage delays work and loses none. It runs right after
-an upload (best effort), and every few seconds inside each worker process.
+Relay: uploads write the document and an outbox row in one transaction; the
+relay enqueues pending rows and marks them dispatched. When Redis is down the
+rows wait, so an outage delays work and loses none.
+
+Sweeper: finds work that fell between the cracks and queues it again:
+- ``queued`` documents whose job is not in Redis (Redis restarted without
+  persistence, a job deleted by hand) or whose job died before starting them;
+- ``processing`` documents whose heartbeat went silent (the worker was killed,
+  the machine rebooted, the horse segfaulted).
+Each reclaimed run counts as an attempt; past ``max_attempts`` the document is
+``failed`` with the reasons of every attempt.
+
+Both run inside every worker process (a thread), and ``sohoa sweep`` runs them
+once from cron or by hand. Several sweepers at once are safe: PostgreSQL rows
+are taken with ``SKIP LOCKED``, and enqueueing is idempotent per document.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from rq.job import JobStatus
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 
 from digitizer.config import Settings
+from digitizer.services.processing import record_failure
 from storage.db import Document, DocumentState, OutboxEntry, session_scope, utcnow
-from workers.queues import enqueue_process
+from workers.queues import enqueue_process, get_queue, process_job_id
 
 log = logging.getLogger(__name__)
+
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def relay_outbox(settings: Settings, limit: int = 200) -> int:
@@ -41,7 +58,7 @@ def relay_outbox(settings: Settings, limit: int = 200) -> int:
             except RedisError as exc:
                 entry.attempts += 1
                 entry.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("queue unavailable, %s outbox entries wait", "pending")
+                log.warning("queue unavailable; outbox entries wait")
                 break
             entry.dispatched_at = utcnow()
             doc = session.get(Document, entry.document_id)
@@ -51,23 +68,85 @@ def relay_outbox(settings: Settings, limit: int = 200) -> int:
     return dispatched
 
 
-class RelayThread(threading.Thread):
-    """Runs :func:`relay_outbox` every ``interval`` seconds until stopped."""
+@dataclass
+class SweepReport:
+    """What one sweep did."""
 
-    def __init__(self, settings: Settings, interval: float = 2.0) -> None:
-        super().__init__(name="sohoa-outbox-relay", daemon=True)
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def sweep(settings: Settings, limit: int = 500) -> SweepReport:
+    """Queue again what was lost; fail what keeps failing."""
+    report = SweepReport()
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.worker.stale_after_seconds)
+    queue = get_queue(settings)
+    with session_scope(settings.db.url) as session:
+        query = (
+            select(Document)
+            .where(
+                or_(
+                    Document.state == DocumentState.QUEUED,
+                    Document.state == DocumentState.PROCESSING,
+                ),
+                func.coalesce(Document.heartbeat_at, Document.updated_at) < stale,
+            )
+            .order_by(Document.updated_at)
+            .limit(limit)
+        )
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        for doc in session.scalars(query):
+            job = queue.fetch_job(process_job_id(doc.id))
+            status = job.get_status(refresh=True) if job is not None else None
+            if doc.state == DocumentState.QUEUED and status in _WAITING:
+                continue  # waiting its turn in a long queue: nothing lost
+            if doc.state == DocumentState.PROCESSING:
+                reason = "processing stopped without a result (the worker died or was killed)"
+            else:
+                reason = "the queued job was lost (queue restarted or job removed)"
+            record_failure(doc, reason)
+            if doc.attempts >= settings.worker.max_attempts:
+                doc.state = DocumentState.FAILED
+                doc.error = f"gave up after {doc.attempts} attempts: {reason}"
+                doc.finished_at = now
+                report.failed.append(doc.id)
+                continue
+            doc.state = DocumentState.QUEUED
+            doc.heartbeat_at = now
+            enqueue_process(settings, doc.id, replace=True)
+            report.requeued.append(doc.id)
+    if report.requeued or report.failed:
+        log.warning(
+            "sweeper requeued %d and failed %d documents", len(report.requeued), len(report.failed)
+        )
+    return report
+
+
+class MaintenanceThread(threading.Thread):
+    """Relays the outbox every ``relay_seconds`` and sweeps every ``sweep_seconds``."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="sohoa-maintenance", daemon=True)
         self.settings = settings
-        self.interval = interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval):
+        relay_every = self.settings.worker.relay_seconds
+        sweep_every = self.settings.worker.sweep_seconds
+        since_sweep = 0.0
+        while not self.stopped.wait(relay_every):
+            since_sweep += relay_every
             try:
                 relay_outbox(self.settings)
+                if since_sweep >= sweep_every:
+                    since_sweep = 0.0
+                    sweep(self.settings)
             except (OperationalError, RedisError) as exc:
-                log.warning("outbox relay: %s", type(exc).__name__)
+                log.warning("maintenance: %s", type(exc).__name__)
             except Exception:
-                log.exception("outbox relay failed")
+                log.exception("maintenance failed")
 
     def stop(self) -> None:
         self.stopped.set()

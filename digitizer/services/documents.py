@@ -8,8 +8,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digitizer.errors import NotFoundError
-from storage.db import SETTLED_STATES, Batch, BatchItem, Document
+from digitizer.errors import ConflictError, NotFoundError
+from storage.db import (
+    SETTLED_STATES,
+    Batch,
+    BatchItem,
+    Document,
+    DocumentState,
+    OutboxEntry,
+)
 from storage.objects import ObjectStore
 
 
@@ -77,3 +84,48 @@ def derived_link(store: ObjectStore, doc: Document, what: str) -> str:
     if not key:
         raise NotFoundError(f"the document has no {what.replace('_', ' ')} yet (state {doc.state})")
     return store.presigned_get(key)
+
+
+#: States from which a document may be run through the pipeline again. Approved
+#: and later documents carry a person's decision and a signature: never silently.
+REPROCESSABLE = frozenset(
+    {
+        DocumentState.UPLOADED,
+        DocumentState.QUEUED,
+        DocumentState.FAILED,
+        DocumentState.NEEDS_REVIEW,
+        DocumentState.READY,
+    }
+)
+
+
+def reprocess(session: Session, document_id: str) -> Document:
+    """Queue a document for the pipeline again (e.g. after a new OCR engine or model).
+
+    Outputs whose step versions did not change are reused (derived-object keys
+    carry the versions); the rest is recomputed.
+
+    Raises:
+        NotFoundError: no such document.
+        ConflictError: the document is being processed, or was approved or issued.
+    """
+    doc = get_document(session, document_id)
+    if doc.state not in REPROCESSABLE:
+        raise ConflictError(f"a document in state {doc.state} cannot be reprocessed")
+    doc.state = DocumentState.UPLOADED
+    doc.attempts = 0
+    doc.error = None
+    doc.duplicate_of = None
+    doc.heartbeat_at = None
+    session.add(OutboxEntry(topic="process_document", document_id=doc.id))
+    session.flush()
+    return doc
+
+
+def reprocess_where(session: Session, states: list[str]) -> list[str]:
+    """Reprocess every document in ``states``; returns their ids."""
+    wanted = [s for s in states if s in REPROCESSABLE]
+    ids = list(session.scalars(select(Document.id).where(Document.state.in_(wanted))))
+    for document_id in ids:
+        reprocess(session, document_id)
+    return ids

@@ -2,21 +2,38 @@
 
 ``process`` is safe to call twice for the same document: a document already
 past processing is left alone (a duplicate job does nothing), a retried one
-reuses the derived objects its earlier attempt finished.
+reuses the derived objects its earlier attempt finished. While it runs, a
+heartbeat thread stamps the row every few seconds; the sweeper treats a silent
+``processing`` document as abandoned (its worker died) and queues it again, up
+to ``max_attempts`` runs in all, after which it is ``failed`` with every
+attempt's reason kept for the clerk.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Any
 
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from digitizer.config import Settings
 from digitizer.errors import BadInputError
+from digitizer.pipeline.fingerprint import Fingerprint, fingerprint, similarity
 from digitizer.pipeline.ocr import OcrEngine
 from digitizer.pipeline.preflight import Limits
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
-from storage.db import SETTLED_STATES, Document, DocumentState, session_scope, utcnow
+from storage.db import (
+    SETTLED_STATES,
+    BatchItem,
+    Document,
+    DocumentState,
+    session_scope,
+    utcnow,
+)
 from storage.errors import ObjectNotFoundError, ObjectStoreUnavailableError
 from storage.objects import ObjectStore
 
@@ -33,6 +50,39 @@ def limits_from(settings: Settings) -> Limits:
         max_pages=settings.limits.max_pages,
         max_pixels=settings.limits.max_pixels,
     )
+
+
+def record_failure(doc: Document, reason: str) -> None:
+    """Append an attempt's failure to the document's history (kept for clerks)."""
+    history = list(doc.failures or [])
+    history.append({"attempt": doc.attempts, "at": utcnow().isoformat(), "reason": reason[:500]})
+    doc.failures = history[-20:]
+
+
+class Heartbeat(threading.Thread):
+    """Stamps ``heartbeat_at`` on a document every ``interval`` seconds until stopped."""
+
+    def __init__(self, db_url: str, document_id: str, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{document_id}", daemon=True)
+        self.db_url = db_url
+        self.document_id = document_id
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with session_scope(self.db_url) as session:
+                    session.execute(
+                        update(Document)
+                        .where(Document.id == self.document_id)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # a missed beat is not fatal; a long silence is
+                log.warning("heartbeat for document %s failed", self.document_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class ProcessingService:
@@ -53,6 +103,7 @@ class ProcessingService:
         Raises:
             One of TRANSIENT_ERRORS, for the queue to retry later.
         """
+        limit = self.settings.worker.max_attempts
         with session_scope(self.db_url) as session:
             doc = session.get(Document, document_id)
             if doc is None:
@@ -61,24 +112,35 @@ class ProcessingService:
             if doc.state in SETTLED_STATES:
                 log.info("document %s is already %s; skipping", document_id, doc.state)
                 return doc.state
+            if doc.attempts >= limit:
+                reasons = "; ".join(f["reason"] for f in (doc.failures or [])[-3:])
+                return self._fail(session, doc, f"gave up after {doc.attempts} attempts: {reasons}")
             doc.state = DocumentState.PROCESSING
-            doc.started_at = utcnow()
+            doc.started_at = doc.heartbeat_at = utcnow()
             doc.attempts += 1
-            doc.error = None
             sha256 = doc.sha256
 
+        beat = Heartbeat(self.db_url, document_id, self.settings.worker.heartbeat_seconds)
+        beat.start()
         try:
             result = self.pipeline.run(sha256, progress)
         except BadInputError as exc:
             return self.mark_failed(document_id, exc.detail)
         except ObjectNotFoundError:
             return self.mark_failed(document_id, "the original file is missing from storage")
+        except JobTimeoutException:
+            return self.mark_failed(
+                document_id,
+                f"processing took longer than the {self.settings.worker.job_timeout}-second limit",
+            )
         except TRANSIENT_ERRORS as exc:
             self._note(document_id, f"temporarily unavailable, will retry: {type(exc).__name__}")
             raise
         except Exception as exc:  # a bug or an input the libraries choke on
             log.exception("document %s failed in the pipeline", document_id)
             return self.mark_failed(document_id, f"processing error: {type(exc).__name__}: {exc}")
+        finally:
+            beat.stop()
         return self._finish(document_id, result)
 
     def _finish(self, document_id: str, result: PipelineResult) -> str:
@@ -87,16 +149,16 @@ class ProcessingService:
         needs_review = not has_text or (
             confidence is not None and confidence < self.settings.review_min_ocr_confidence
         )
-        state = DocumentState.NEEDS_REVIEW if needs_review else DocumentState.READY
+        print_ = fingerprint(result.text)
         with session_scope(self.db_url) as session:
             doc = session.get(Document, document_id)
             if doc is None:
                 return "missing"
-            doc.state = state
             doc.page_count = result.info.page_count
             doc.has_signatures = result.info.has_signatures
             doc.ocr_confidence = round(confidence, 2) if confidence is not None else None
             doc.error = None if has_text else "no text was recognised; check the scan"
+            doc.fingerprint = print_.to_dict() if print_ else None
             doc.results = {
                 "searchable_pdf": result.searchable_pdf_key,
                 "ocr": result.ocr_key,
@@ -105,8 +167,52 @@ class ProcessingService:
                 "text_pages": result.info.text_pages,
                 "timings": {k: round(v, 3) for k, v in result.timings.items()},
             }
+            twin = self._near_duplicate(session, doc, print_) if print_ else None
+            if twin is not None:
+                other, score = twin
+                doc.duplicate_of = other.id
+                doc.error = (
+                    f"looks like another scan of document {other.id} "
+                    f"(similarity {score:.2f}); confirm or discard"
+                )
+                needs_review = True
+            doc.state = DocumentState.NEEDS_REVIEW if needs_review else DocumentState.READY
             doc.finished_at = utcnow()
-        return state.value
+            return doc.state
+
+    def _near_duplicate(
+        self, session: Session, doc: Document, print_: Fingerprint
+    ) -> tuple[Document, float] | None:
+        """An earlier document of the same citizen (or batch) with nearly the same text."""
+        scope: list[Any] = []
+        if doc.citizen_id is not None:
+            scope.append(Document.citizen_id == doc.citizen_id)
+        batches = select(BatchItem.batch_id).where(BatchItem.document_id == doc.id)
+        mates = select(BatchItem.document_id).where(BatchItem.batch_id.in_(batches))
+        scope.append(Document.id.in_(mates))
+        candidates = session.scalars(
+            select(Document).where(
+                or_(*scope),
+                Document.id != doc.id,
+                Document.fingerprint.is_not(None),
+            )
+        )
+        best: tuple[Document, float] | None = None
+        for other in candidates:
+            assert other.fingerprint is not None
+            score = similarity(print_, Fingerprint.from_dict(other.fingerprint))
+            if score >= self.settings.worker.duplicate_threshold and (
+                best is None or score > best[1]
+            ):
+                best = (other, score)
+        return best
+
+    def _fail(self, session: Session, doc: Document, reason: str) -> str:
+        doc.state = DocumentState.FAILED
+        doc.error = reason[:2000]
+        doc.finished_at = utcnow()
+        log.info("document %s failed: %s", doc.id, reason)
+        return DocumentState.FAILED.value
 
     def mark_failed(self, document_id: str, reason: str) -> str:
         """Record a final failure with a readable reason; the original stays stored."""
@@ -114,11 +220,8 @@ class ProcessingService:
             doc = session.get(Document, document_id)
             if doc is None:
                 return "missing"
-            doc.state = DocumentState.FAILED
-            doc.error = reason[:2000]
-            doc.finished_at = utcnow()
-        log.info("document %s failed: %s", document_id, reason)
-        return DocumentState.FAILED.value
+            record_failure(doc, reason)
+            return self._fail(session, doc, reason)
 
     def _note(self, document_id: str, message: str) -> None:
         try:
@@ -126,5 +229,6 @@ class ProcessingService:
                 doc = session.get(Document, document_id)
                 if doc is not None:
                     doc.error = message
+                    record_failure(doc, message)
         except OperationalError:
             log.warning("could not record the retry note for document %s", document_id)

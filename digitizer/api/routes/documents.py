@@ -68,6 +68,8 @@ def _doc_public(doc: Document) -> DocumentPublic:
         status_url=base,
         searchable_pdf_url=f"{base}/searchable.pdf" if results.get("searchable_pdf") else None,
         text_url=f"{base}/text" if results.get("text") else None,
+        failures=list(doc.failures or []),
+        duplicate_of=doc.duplicate_of,
     )
 
 
@@ -178,6 +180,26 @@ def get_batch(batch_id: str, actor: Clerk, session: SessionDep) -> BatchPublic:
     """A batch's progress and its documents' states."""
     batch, rows = docs.get_batch(session, batch_id)
     return _batch_public(batch, [(item.filename, doc) for item, doc in rows])
+
+
+@router.post(
+    "/documents/{document_id}/reprocess",
+    status_code=202,
+    response_model=DocumentPublic,
+    responses={**_PROBLEMS, 409: {"model": Problem, "description": "Not reprocessable now"}},
+)
+def reprocess_document(
+    document_id: str,
+    actor: Clerk,
+    session: SessionDep,
+    settings: SettingsDep,
+    background: BackgroundTasks,
+) -> DocumentPublic:
+    """Run a document through the pipeline again (new engine or model: unchanged steps skip)."""
+    doc = docs.reprocess(session, document_id)
+    session.commit()
+    background.add_task(_relay, settings)
+    return _doc_public(doc)
 
 
 def _redirect(store: StoreDep, doc: Document, what: str) -> RedirectResponse:
