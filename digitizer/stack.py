@@ -9,6 +9,7 @@ home, so documents survive a restart. Everything started here is stopped by
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -26,24 +27,27 @@ log = logging.getLogger(__name__)
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process."""
-    env = {
-        "SOHOA_S3__ENDPOINT": settings.s3.endpoint,
-        "SOHOA_S3__ACCESS_KEY": settings.s3.access_key,
-        "SOHOA_S3__SECRET_KEY": settings.s3.secret_key,
-        "SOHOA_S3__BUCKET": settings.s3.bucket,
-        "SOHOA_S3__SECURE": str(settings.s3.secure).lower(),
-        "SOHOA_REDIS__URL": settings.redis.url,
-        "SOHOA_REDIS__QUEUE": settings.redis.queue,
-        "SOHOA_DB__URL": settings.db.url,
-        "SOHOA_OCR__ENGINE": settings.ocr.engine,
-        "SOHOA_OCR__LANG": settings.ocr.lang,
-        "SOHOA_EMBEDDED__HOME": str(settings.embedded.home),
-    }
-    if settings.ocr.tessdata:
-        env["SOHOA_OCR__TESSDATA"] = settings.ocr.tessdata
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if name == "secret_key":
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if item is not None:
+                    env[f"SOHOA_{name.upper()}__{key.upper()}"] = _env_value(item)
+        elif value is not None:
+            env[f"SOHOA_{name.upper()}"] = _env_value(value)
     if settings.secret_key is not None:
         env["SOHOA_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return env
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def _host_port(endpoint: str, default_port: int) -> tuple[str, int]:
