@@ -35,6 +35,8 @@ class RenderedPage:
     image: Image.Image
     dpi: int
     skew: float = 0.0
+    #: False when EXIF orientation turned the image: its stored pixels are not upright.
+    exif_upright: bool = True
 
 
 def iter_pages(
@@ -63,8 +65,16 @@ def iter_pages(
                 yield None
                 continue
             img.seek(index)
-            frame = ImageOps.exif_transpose(img.copy()) or img.copy()
-            yield _normalise_image(frame, img.info.get("dpi"))
+            raw = img.copy()
+            frame = ImageOps.exif_transpose(raw) or raw
+            page = _normalise_image(frame, img.info.get("dpi"))
+            page.exif_upright = (frame.size == raw.size and frame is raw) or not _rotated(raw)
+            yield page
+
+
+def _rotated(image: Image.Image) -> bool:
+    orientation = image.getexif().get(0x0112, 1)
+    return orientation not in (1, None)
 
 
 def _colorspace(page: pymupdf.Page) -> pymupdf.Colorspace:
@@ -130,9 +140,9 @@ def deskew(page: RenderedPage) -> RenderedPage:
     gray = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
     angle = estimate_skew(gray)
     if abs(angle) < 0.15:
-        return RenderedPage(page.image, page.dpi, 0.0)
+        return RenderedPage(page.image, page.dpi, 0.0, page.exif_upright)
     h, w = gray.shape
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     border = 255 if arr.ndim == 2 else (255, 255, 255)
     rotated = cv2.warpAffine(arr, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=border)
-    return RenderedPage(Image.fromarray(rotated), page.dpi, angle)
+    return RenderedPage(Image.fromarray(rotated), page.dpi, angle, page.exif_upright)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pymupdf
-from PIL import Image
 
 from digitizer.pipeline import preflight, render, textpdf
 from digitizer.pipeline.ocr import OcrEngine, OcrLine, OcrPage
@@ -148,7 +147,7 @@ class Pipeline:
             [OcrPage.from_dict(p) for p in stored_ocr["pages"]] if stored_ocr is not None else None
         )
         pages: list[OcrPage] = []
-        pdf_items: list[tuple[Image.Image, OcrPage] | int] = []
+        pdf_items: list[textpdf.PdfPage] = []
         try:
             # Rendering is cheap next to OCR (~0.1 s vs ~1 s a page) and deterministic,
             # so page images are not stored: a retry renders again and skips the OCR.
@@ -163,7 +162,7 @@ class Pipeline:
                         else text_layer_page(source_doc.load_page(index))
                     )
                     pages.append(ocr_page)
-                    pdf_items.append(index)
+                    pdf_items.append(textpdf.PdfPage(source_page=index))
                     continue
                 t0 = time.perf_counter()
                 page = render.deskew(fresh) if self.deskew else fresh
@@ -177,7 +176,7 @@ class Pipeline:
                 timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
                 pages.append(ocr_page)
                 if need_pdf:
-                    pdf_items.append((page.image, ocr_page))
+                    pdf_items.append(self._pdf_page(info, data, source_doc, index, page, ocr_page))
                 if progress:
                     progress(index + 1, info.page_count)
         finally:
@@ -229,6 +228,24 @@ class Pipeline:
             "application/json",
         )
         return info
+
+    @staticmethod
+    def _pdf_page(
+        info: FileInfo,
+        data: bytes,
+        source_doc: pymupdf.Document | None,
+        index: int,
+        page: render.RenderedPage,
+        ocr_page: OcrPage,
+    ) -> textpdf.PdfPage:
+        """Keep the original pixels where nothing was rotated: an unrotated scanned PDF
+        page is copied as it is, a JPEG scan embedded as it is (no re-encoding loss)."""
+        if page.skew == 0.0:
+            if source_doc is not None and source_doc.load_page(index).rotation == 0:
+                return textpdf.PdfPage(ocr=ocr_page, source_page=index)
+            if info.kind == "jpeg" and info.page_count == 1 and page.exif_upright:
+                return textpdf.PdfPage(ocr=ocr_page, jpeg=data)
+        return textpdf.PdfPage(ocr=ocr_page, image=page.image)
 
     def _load_json(self, key: str) -> dict | None:  # type: ignore[type-arg]
         if not self.store.exists(key):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import pymupdf
@@ -56,31 +57,47 @@ def add_text_layer(page: pymupdf.Page, ocr: OcrPage) -> None:
     writer.write_text(page, render_mode=3)
 
 
-def build_searchable_pdf(
-    pages: Sequence[tuple[Image.Image, OcrPage] | int],
-    original_pdf: bytes | None = None,
-) -> bytes:
-    """A PDF of page images with text layers.
+@dataclass
+class PdfPage:
+    """One page of the searchable PDF.
+
+    The background is, in order of preference, a page of the original PDF
+    (``source_page``: kept as it is, no re-encoding), the original JPEG bytes
+    (``jpeg``), or a page image (``image``, encoded as JPEG). ``ocr`` is the text
+    layer to add; None for born-digital pages that already have text.
+    """
+
+    ocr: OcrPage | None = None
+    source_page: int | None = None
+    jpeg: bytes | None = None
+    image: Image.Image | None = None
+
+
+def build_searchable_pdf(pages: Sequence[PdfPage], original_pdf: bytes | None = None) -> bytes:
+    """A PDF of the pages with invisible text layers.
 
     Args:
-        pages: per page, either ``(image, ocr)`` or the index of a page of
-            ``original_pdf`` to copy unchanged (a born-digital page with text).
-        original_pdf: the source PDF, needed when a page is copied.
+        pages: the pages in order.
+        original_pdf: the source PDF, needed when a page has a ``source_page``.
     """
     out = pymupdf.open()
     source = pymupdf.open(stream=original_pdf, filetype="pdf") if original_pdf else None
     try:
         for item in pages:
-            if isinstance(item, int):
+            if item.source_page is not None:
                 assert source is not None, "copying a page needs the original PDF"
-                out.insert_pdf(source, from_page=item, to_page=item)
-                continue
-            image, ocr = item
-            width_pt = image.width / ocr.dpi * 72
-            height_pt = image.height / ocr.dpi * 72
-            page = out.new_page(width=width_pt, height=height_pt)
-            page.insert_image(page.rect, stream=_jpeg(image))
-            add_text_layer(page, ocr)
+                out.insert_pdf(source, from_page=item.source_page, to_page=item.source_page)
+                page = out[-1]
+            else:
+                ocr = item.ocr
+                assert ocr is not None and (item.jpeg is not None or item.image is not None)
+                width = item.image.width if item.image is not None else ocr.width
+                height = item.image.height if item.image is not None else ocr.height
+                page = out.new_page(width=width / ocr.dpi * 72, height=height / ocr.dpi * 72)
+                stream = item.jpeg if item.jpeg is not None else _jpeg(item.image)  # type: ignore[arg-type]
+                page.insert_image(page.rect, stream=stream)
+            if item.ocr is not None:
+                add_text_layer(page, item.ocr)
         out.subset_fonts()
         return out.tobytes(garbage=3, deflate=True)
     finally:

@@ -210,3 +210,21 @@ def test_engine_loads_once_per_process(settings: Settings, monkeypatch: pytest.M
     drain(settings)
     jobs.warm_up(settings.model_copy())  # new settings object, same OCR settings
     assert len(created) == 1
+
+
+def test_unrotated_scans_keep_their_original_pixels(settings: Settings) -> None:
+    """A JPEG scan and an unrotated image-only PDF are not re-encoded: the searchable
+    PDF carries the very same image bytes, with the text layer on top."""
+    api = client(settings)
+    jpeg = samples.jpeg(["Chứng thực bản sao từ bản chính"])
+    scan = samples.image_pdf(1)
+    ids = [_upload(api, "a.jpg", jpeg)["id"], _upload(api, "b.pdf", scan)["id"]]
+    drain(settings)
+    with pymupdf.open(stream=scan, filetype="pdf") as original:
+        scan_image = original.extract_image(original[0].get_images()[0][0])["image"]
+    for doc_id, expected in zip(ids, [jpeg, scan_image], strict=True):
+        redirect = api.get(f"/v1/documents/{doc_id}/searchable.pdf", follow_redirects=False)
+        with pymupdf.open(stream=httpx.get(redirect.headers["location"]).content) as pdf:
+            page = pdf[0]
+            assert pdf.extract_image(page.get_images()[0][0])["image"] == expected
+            assert "Chứng thực" in page.get_text() or "Trang số 1" in page.get_text()
