@@ -370,12 +370,16 @@ def digitize(
                 click.echo("", err=True)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
+        written: set[Path] = set()
         with session_scope(settings.db.url) as session:
-            for path, doc_id in accepted:
+            for source, doc_id in accepted:
                 doc = docs.get_document(session, doc_id)
-                record = _record(doc, path, settings)
+                record = _record(doc, source, settings)
                 if out is not None and record.get("searchable_pdf"):
                     target = out / f"{Path(doc.filename).stem}.searchable.pdf"
+                    if target in written:  # two inputs with the same name stem
+                        target = out / f"{Path(doc.filename).stem}-{doc.id[:8]}.searchable.pdf"
+                    written.add(target)
                     target.write_bytes(store.get_bytes(doc.results["searchable_pdf"]))
                     record["searchable_pdf_file"] = str(target)
                 _emit(record, as_json)

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy digitizer storage workers signing
 echo "== full suite on PostgreSQL"
 SOHOA_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"
 echo "== smoke subset on SQLite"

@@ -128,10 +128,11 @@ def estimate_skew(gray: np.ndarray) -> float:
         rows = rotated.sum(axis=1)
         return float(np.square(np.diff(rows)).sum())
 
-    coarse = np.arange(-MAX_SKEW, MAX_SKEW + 0.01, 0.5)
+    coarse = [float(a) for a in np.arange(-MAX_SKEW, MAX_SKEW + 0.01, 0.5)]
     best = max(coarse, key=score)
-    fine = np.arange(best - 0.5, best + 0.51, 0.1)
-    return float(round(max(fine, key=score), 2))
+    fine = [float(a) for a in np.arange(best - 0.5, best + 0.51, 0.1)]
+    angle: float = max(fine, key=score)
+    return round(angle, 2)
 
 
 def deskew(page: RenderedPage) -> RenderedPage:

@@ -138,8 +138,8 @@ class Pipeline:
             pdf_key = original_key(sha256)
         need_pdf = not self.store.exists(pdf_key)
         if stored_ocr is not None and not need_pdf:
-            pages = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
-            return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings)
+            done = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
+            return PipelineResult(info, done, pdf_key, ocr_key, text_key, timings)
 
         text_pages = frozenset(info.text_pages)
         source_doc = pymupdf.open(stream=data, filetype="pdf") if info.kind == "pdf" else None

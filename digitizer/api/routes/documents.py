@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, UploadFile
 from fastapi.responses import RedirectResponse
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No valid key"},
     403: {"model": Problem, "description": "Wrong role"},
     413: {"model": Problem, "description": "Too large"},
