@@ -58,7 +58,10 @@ def run_worker(settings: Settings, *, burst: bool = False, fork: bool = True) ->
                 )
             except RedisError as exc:
                 log.warning("lost Redis (%s); reconnecting", type(exc).__name__)
-            if burst or worker._stop_requested:
+            # rq records a SIGTERM/SIGINT as a shutdown date (an idle worker) or as
+            # _stop_requested (a busy one): either way the process must end.
+            stopped = worker._stop_requested or worker._shutdown_requested_date is not None
+            if burst or stopped:
                 return worked
             # rq leaves its loop on errors it does not handle (Redis gone mid-heartbeat):
             # wait and start a fresh worker instead of ending the process.

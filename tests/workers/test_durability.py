@@ -394,3 +394,14 @@ def test_reprocess_reuses_unchanged_steps_and_recomputes_new_engine(settings: Se
     conflict = api.post(f"/v1/documents/{doc_id}/reprocess")
     assert conflict.status_code == 409
     assert conflict.json()["type"] == "/problems/conflict"
+
+
+def test_idle_worker_stops_on_sigterm(
+    own_redis: tuple[Settings, RedisServer], workers: Workers
+) -> None:
+    settings, _ = own_redis
+    proc = workers.start()
+    doc_id = _upload(settings, "a.png", samples.png())
+    _wait(lambda: _state(settings, doc_id).state == "ready", 60, "the worker to be up")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
