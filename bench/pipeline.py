@@ -47,8 +47,20 @@ from storage.db import session_scope
 from storage.embedded import RedisServer, SeaweedFS, free_port
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: a forked horse's pages shared with its parent count once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _rss_tree_kib(root: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
+    """Memory (PSS) of a process and all its descendants, in KiB."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -61,7 +73,7 @@ def _rss_tree_kib(root: int) -> int:
             continue
         pid = int(entry)
         children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+        rss[pid] = _pss_kib(pid)
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
@@ -117,6 +129,9 @@ def main() -> None:
     parser.add_argument("--degraded", action="store_true", help="scan-degraded pages")
     parser.add_argument("--seed", type=int, default=9000, help="first generator seed")
     parser.add_argument("--db-url", default=None, help="database URL (default: SQLite)")
+    parser.add_argument(
+        "--no-fork", action="store_true", help="workers run jobs in-process (no crash isolation)"
+    )
     parser.add_argument("--own-redis", action="store_true", help="start a Redis on a free port")
     parser.add_argument("--json-out", type=Path, default=Path("bench/results/pipeline.json"))
     args = parser.parse_args()
@@ -178,7 +193,11 @@ def main() -> None:
         )
         procs.append(api)
         workers = [
-            subprocess.Popen([sys.executable, "-m", "digitizer.cli", "worker"], env=env)
+            subprocess.Popen(
+                [sys.executable, "-m", "digitizer.cli", "worker"]
+                + (["--no-fork"] if args.no_fork else []),
+                env=env,
+            )
             for _ in range(args.workers)
         ]
         procs.extend(workers)
@@ -225,6 +244,7 @@ def main() -> None:
             "benchmark": "pipeline",
             "pages": args.pages,
             "workers": args.workers,
+            "fork_per_job": not args.no_fork,
             "degraded": args.degraded,
             "engine": engine.name,
             "engine_version": engine.version,
@@ -239,8 +259,8 @@ def main() -> None:
             "upload_latency_ms_p99": round(
                 latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1
             ),
-            "peak_worker_rss_mib": round(max(sampler.peaks[w.pid] for w in workers) / 1024, 1),
-            "peak_api_rss_mib": round(sampler.peaks[api.pid] / 1024, 1),
+            "peak_worker_pss_mib": round(max(sampler.peaks[w.pid] for w in workers) / 1024, 1),
+            "peak_api_pss_mib": round(sampler.peaks[api.pid] / 1024, 1),
             "states": {
                 s: sum(1 for b in states.values() if b["state"] == s)
                 for s in {b["state"] for b in states.values()}
