@@ -242,6 +242,85 @@ def ocr(file: Path) -> None:
             click.echo(line.text)
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--detailed", is_flag=True, help="Every field of every signature (with --json).")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the Vietnamese HTML report here.",
+)
+@click.option(
+    "--pdf",
+    "pdf_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the Vietnamese PDF report here.",
+)
+def verify(
+    file: Path, as_json: bool, detailed: bool, html_out: Path | None, pdf_out: Path | None
+) -> None:
+    """Verify the signatures of a PDF. Exit 0 valid, 3 not valid, 2 unreadable."""
+    from digitizer.services.verify import VerifyService
+    from signing import report as reports
+    from signing.validator import Verdict
+
+    report = VerifyService(get_settings()).verify(file.read_bytes())
+    if html_out is not None:
+        html_out.write_text(reports.to_html(report, filename=file.name), encoding="utf-8")
+    if pdf_out is not None:
+        pdf_out.write_bytes(reports.to_pdf(report, filename=file.name))
+    if as_json:
+        click.echo(json.dumps(reports.to_json(report, detailed=detailed), ensure_ascii=False))
+    else:
+        click.echo(f"{reports.label(report)} ({report.verdict.value})")
+        for sig in report.signatures:
+            who = sig.signer_o or sig.signer_cn or "?"
+            when = sig.signing_time.isoformat() if sig.signing_time else "?"
+            click.echo(f"  {who}  {when}  {sig.indication.value}  {sig.sub_indication or ''}")
+    if report.verdict == Verdict.UNREADABLE:
+        if not as_json:
+            _fail(report.error or "the file is not a readable PDF", 2)
+        sys.exit(2)
+    sys.exit(0 if report.verdict == Verdict.VALID else 3)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--office", required=True, help="Code of the issuing office (SOHOA_SIGNING__OFFICES)."
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--level",
+    type=click.Choice(["B-B", "B-T", "B-LT", "B-LTA"]),
+    default=None,
+    help="PAdES level (default from settings).",
+)
+@click.option("--verify-url", default=None, help="URL put in the stamp's QR code.")
+@click.option("--signer", default=None, help="Name of the person signing, shown on the stamp.")
+def sign(
+    file: Path,
+    office: str,
+    out: Path,
+    level: str | None,
+    verify_url: str | None,
+    signer: str | None,
+) -> None:
+    """Sign a PDF for an office (PAdES, visible Vietnamese stamp); the input is not changed."""
+    from digitizer.services.signing import SigningService
+
+    service = SigningService(get_settings())
+    signed = service.sign(
+        file.read_bytes(), office, level=level, verify_url=verify_url, signer=signer
+    )
+    out.write_bytes(signed)
+    click.echo(f"signed by {office}: {out}")
+
+
 def _collect(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:

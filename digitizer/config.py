@@ -82,6 +82,30 @@ class WorkerSettings(BaseModel):
     duplicate_threshold: float = 0.7
 
 
+class OfficeKeySettings(BaseModel):
+    """One issuing office's signing key (PKCS#12 here; PKCS#11 through signing.pki)."""
+
+    code: str
+    name: str
+    pkcs12: Path
+    passphrase: SecretStr | None = None
+
+
+class SigningSettings(BaseModel):
+    """Signature validation and the offices' signing keys."""
+
+    #: Folder of trusted root certificates (PEM/DER); unset -> verification unavailable.
+    trust_store_dir: Path | None = None
+    intermediates_dir: Path | None = None
+    #: hard-fail (default), require, or soft-fail.
+    revocation: str = "hard-fail"
+    allow_fetching: bool = True
+    #: RFC 3161 timestamp authority for B-T and above.
+    tsa_url: str | None = None
+    level: str = "B-LT"
+    offices: list[OfficeKeySettings] = Field(default_factory=list)
+
+
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack (``sohoa up``) keeps its state."""
 
@@ -104,6 +128,7 @@ class Settings(BaseSettings):
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
     public_base_url: str = "http://127.0.0.1:8000"
     #: 32+ random bytes (base64 or hex) for encrypting personal ids and keyed hashes;
     #: unset -> a key file is created in the embedded home (one-machine use only).

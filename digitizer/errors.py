@@ -80,6 +80,14 @@ class UnsafeArchiveError(BadInputError):
     title = "The archive is unsafe to extract"
 
 
+class UnreadablePdfError(BadInputError):
+    """Verification: the file is not a PDF, is truncated, or is encrypted (label:
+    "Không đọc được tệp")."""
+
+    slug = "unreadable-pdf"
+    title = "The file is not a readable PDF"
+
+
 class InvalidPersonalIdError(BadInputError):
     slug = "invalid-personal-id"
     title = "The personal identification number is not valid"
@@ -134,6 +142,7 @@ PROBLEM_TYPES: dict[str, type[SohoaError]] = {
         EncryptedFileError,
         UnsafeArchiveError,
         InvalidPersonalIdError,
+        UnreadablePdfError,
         NotAuthenticatedError,
         ForbiddenError,
         NotFoundError,

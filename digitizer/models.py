@@ -99,3 +99,32 @@ class Health(BaseModel):
 
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class PublicCheck(BaseModel):
+    """What anyone scanning an e-copy's QR code may see."""
+
+    status: str = Field(description="valid, superseded or revoked")
+    label: str = Field(description="the status in Vietnamese")
+    doc_type: str | None
+    issuer: str
+    issue_date: str
+
+
+class IssueRequest(BaseModel):
+    """Approve a document and sign its e-copy."""
+
+    office: str = Field(description="code of the issuing office whose key signs")
+    signer_name: str | None = Field(default=None, max_length=200)
+
+
+class ECopyPublic(BaseModel):
+    """An issued e-copy."""
+
+    id: str
+    document_id: str
+    status: str
+    issuer: str
+    issued_at: datetime
+    verify_url: str
+    download_url: str

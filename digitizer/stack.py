@@ -16,7 +16,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+from pydantic import SecretStr
 
 from digitizer.config import Settings
 from storage import migrate
@@ -28,18 +31,27 @@ log = logging.getLogger(__name__)
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process."""
     env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if name == "secret_key":
-            continue
+    for name, value in _plain(settings.model_dump()).items():
         if isinstance(value, dict):
             for key, item in value.items():
                 if item is not None:
                     env[f"SOHOA_{name.upper()}__{key.upper()}"] = _env_value(item)
         elif value is not None:
             env[f"SOHOA_{name.upper()}"] = _env_value(value)
-    if settings.secret_key is not None:
-        env["SOHOA_SECRET_KEY"] = settings.secret_key.get_secret_value()
     return env
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data with secrets revealed (the child process needs them)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _env_value(value: object) -> str:

@@ -167,6 +167,33 @@ class BatchItem(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
+class ECopyStatus(enum.StrEnum):
+    """Status of an issued e-copy, shown by the public QR check."""
+
+    VALID = "valid"
+    SUPERSEDED = "superseded"
+    REVOKED = "revoked"
+
+
+class ECopy(Base):
+    """A signed e-copy issued by an office for a document (a new object; the scan stays)."""
+
+    __tablename__ = "ecopies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"))
+    #: Random verification code printed as a QR code on the stamp (>= 128 bits).
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    office_code: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(300))
+    doc_type: Mapped[str | None] = mapped_column(String(50))
+    object_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=ECopyStatus.VALID.value)
+    approved_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     """A personal or client key; only its hash is stored, the key is shown once."""
 

@@ -89,3 +89,6 @@ def requires(*roles: str) -> Callable[..., Actor]:
 
 #: Staff who digitize and watch documents.
 Clerk = Annotated[Actor, Depends(requires("clerk", "approver"))]
+
+#: Staff who approve documents and issue signed e-copies.
+Approver = Annotated[Actor, Depends(requires("approver"))]

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pymupdf
 
@@ -28,6 +29,11 @@ from storage.objects import ObjectStore, derived_key, original_key
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+#: Validates a signed original; returns a JSON-ready report (see signing.report.to_json).
+SignatureCheck = Callable[[bytes], dict[str, Any]]
+
+SIGNATURES_STEP = "signatures"
+SIGNATURES_VERSION = "1"
 
 
 @dataclass
@@ -40,6 +46,8 @@ class PipelineResult:
     ocr_key: str
     text_key: str
     timings: dict[str, float] = field(default_factory=dict)
+    #: Validation report of a signed original (None when unsigned or not checked).
+    signatures: dict[str, Any] | None = None
 
     @property
     def confidence(self) -> float | None:
@@ -94,12 +102,19 @@ class Pipeline:
     """Runs the steps for one original, identified by its SHA-256."""
 
     def __init__(
-        self, store: ObjectStore, engine: OcrEngine, limits: Limits, *, deskew: bool = True
+        self,
+        store: ObjectStore,
+        engine: OcrEngine,
+        limits: Limits,
+        *,
+        deskew: bool = True,
+        signature_check: SignatureCheck | None = None,
     ):
         self.store = store
         self.engine = engine
         self.limits = limits
         self.deskew = deskew
+        self.signature_check = signature_check
 
     # -- versions ----------------------------------------------------------------------
     @property
@@ -125,6 +140,7 @@ class Pipeline:
         started = time.perf_counter()
         data = self.store.get_bytes(original_key(sha256))
         info = self._preflight(sha256, data)
+        signatures = self._signatures(sha256, data) if info.has_signatures else None
         timings["preflight"] = time.perf_counter() - started
 
         ocr_key = derived_key(sha256, "ocr", self.ocr_version, "result.json")
@@ -139,7 +155,7 @@ class Pipeline:
         need_pdf = not self.store.exists(pdf_key)
         if stored_ocr is not None and not need_pdf:
             done = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
-            return PipelineResult(info, done, pdf_key, ocr_key, text_key, timings)
+            return PipelineResult(info, done, pdf_key, ocr_key, text_key, timings, signatures)
 
         text_pages = frozenset(info.text_pages)
         source_doc = pymupdf.open(stream=data, filetype="pdf") if info.kind == "pdf" else None
@@ -206,7 +222,7 @@ class Pipeline:
             self.store.put_bytes(pdf_key, pdf, "application/pdf")
             timings["pdf"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
-        return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings)
+        return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings, signatures)
 
     def _preflight(self, sha256: str, data: bytes) -> FileInfo:
         key = derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
@@ -246,6 +262,18 @@ class Pipeline:
             if info.kind == "jpeg" and info.page_count == 1 and page.exif_upright:
                 return textpdf.PdfPage(ocr=ocr_page, jpeg=data)
         return textpdf.PdfPage(ocr=ocr_page, image=page.image)
+
+    def _signatures(self, sha256: str, data: bytes) -> dict[str, Any] | None:
+        """Validate a signed original once (a derived object); its bytes stay as they are."""
+        if self.signature_check is None:
+            return None
+        key = derived_key(sha256, SIGNATURES_STEP, SIGNATURES_VERSION, "report.json")
+        stored = self._load_json(key)
+        if stored is not None:
+            return stored
+        report = self.signature_check(data)
+        self.store.put_bytes(key, _json(report), "application/json")
+        return report
 
     def _load_json(self, key: str) -> dict | None:  # type: ignore[type-arg]
         if not self.store.exists(key):

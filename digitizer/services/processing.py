@@ -26,6 +26,8 @@ from digitizer.pipeline.fingerprint import Fingerprint, fingerprint, similarity
 from digitizer.pipeline.ocr import OcrEngine
 from digitizer.pipeline.preflight import Limits
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
+from digitizer.services.verify import VerifyService
+from signing import report as reports
 from storage.db import (
     SETTLED_STATES,
     BatchItem,
@@ -91,7 +93,22 @@ class ProcessingService:
     def __init__(self, settings: Settings, store: ObjectStore, engine: OcrEngine) -> None:
         self.settings = settings
         self.store = store
-        self.pipeline = Pipeline(store, engine, limits_from(settings), deskew=settings.ocr.deskew)
+        self.pipeline = Pipeline(
+            store,
+            engine,
+            limits_from(settings),
+            deskew=settings.ocr.deskew,
+            signature_check=self._check_signatures,
+        )
+        self._verifier: VerifyService | None = None
+
+    def _check_signatures(self, pdf: bytes) -> dict[str, Any]:
+        """Validate an uploaded signed PDF (intake validation, DESIGN.md preflight)."""
+        if self.settings.signing.trust_store_dir is None:
+            return {"verdict": None, "note": "signatures present; no trust store configured"}
+        if self._verifier is None:
+            self._verifier = VerifyService(self.settings)
+        return reports.to_json(self._verifier.verify(pdf))
 
     @property
     def db_url(self) -> str:
@@ -167,6 +184,13 @@ class ProcessingService:
                 "text_pages": result.info.text_pages,
                 "timings": {k: round(v, 3) for k, v in result.timings.items()},
             }
+            if result.signatures is not None:
+                doc.results = {**doc.results, "signatures": result.signatures}
+                verdict = result.signatures.get("verdict")
+                if verdict not in (None, "valid"):
+                    # A signed upload that does not verify is kept as it is, for a person.
+                    needs_review = True
+                    doc.error = f"the uploaded signatures do not verify: {verdict}"
             twin = self._near_duplicate(session, doc, print_) if print_ else None
             if twin is not None:
                 other, score = twin

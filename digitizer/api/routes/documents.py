@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
-from digitizer.api.deps import Clerk, IntakeDep, SessionDep, SettingsDep, StoreDep
+from digitizer.api.deps import Approver, Clerk, IntakeDep, SessionDep, SettingsDep, StoreDep
 from digitizer.config import Settings
-from digitizer.errors import FileTooLargeError, ServiceUnavailableError
+from digitizer.errors import FileTooLargeError, NotFoundError, ServiceUnavailableError
 from digitizer.models import (
     BatchProgress,
     BatchPublic,
     DocumentPublic,
+    ECopyPublic,
+    IssueRequest,
     Problem,
     RejectedFile,
     UploadedDocument,
@@ -22,7 +24,9 @@ from digitizer.models import (
 )
 from digitizer.services import documents as docs
 from digitizer.services.intake import IntakeResult, Upload
-from storage.db import Batch, Document
+from digitizer.services.issuing import IssuingService, verification_url
+from digitizer.services.signing import SigningService
+from storage.db import Batch, Document, ECopy
 from storage.errors import ObjectStoreUnavailableError
 from workers.sweeper import relay_outbox
 
@@ -200,6 +204,63 @@ def reprocess_document(
     session.commit()
     background.add_task(_relay, settings)
     return _doc_public(doc)
+
+
+def _issuing(request: Request) -> IssuingService:
+    service = getattr(request.app.state, "issuing", None)
+    if service is None:
+        settings = request.app.state.settings
+        service = IssuingService(settings, request.app.state.store, SigningService(settings))
+        request.app.state.issuing = service
+    return service
+
+
+def _ecopy_public(settings: Settings, ecopy: ECopy) -> ECopyPublic:
+    return ECopyPublic(
+        id=ecopy.id,
+        document_id=ecopy.document_id,
+        status=ecopy.status,
+        issuer=ecopy.issuer,
+        issued_at=ecopy.issued_at,
+        verify_url=verification_url(settings, ecopy.code),
+        download_url=f"/v1/ecopies/{ecopy.id}/download",
+    )
+
+
+@router.post(
+    "/documents/{document_id}/issue",
+    status_code=201,
+    response_model=ECopyPublic,
+    responses={**_PROBLEMS, 409: {"model": Problem, "description": "Not ready to issue"}},
+)
+def issue_document(
+    document_id: str,
+    body: IssueRequest,
+    request: Request,
+    actor: Approver,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ECopyPublic:
+    """Approve a document and sign its e-copy with the office key (PAdES, stamp with QR)."""
+    try:
+        ecopy = _issuing(request).issue(session, document_id, actor, body.office, body.signer_name)
+    except ObjectStoreUnavailableError as exc:
+        raise ServiceUnavailableError("the object store is unavailable; try again") from exc
+    return _ecopy_public(settings, ecopy)
+
+
+@router.get("/ecopies/{ecopy_id}/download", status_code=307, responses=_PROBLEMS)
+def download_ecopy(
+    ecopy_id: str, actor: Clerk, session: SessionDep, store: StoreDep
+) -> RedirectResponse:
+    """Redirect to a short-lived link to a signed e-copy."""
+    ecopy = session.get(ECopy, ecopy_id) if len(ecopy_id) <= 64 else None
+    if ecopy is None:
+        raise NotFoundError("no e-copy with this id")
+    try:
+        return RedirectResponse(store.presigned_get(ecopy.object_key), status_code=307)
+    except ObjectStoreUnavailableError as exc:
+        raise ServiceUnavailableError("the object store is unavailable; try again") from exc
 
 
 def _redirect(store: StoreDep, doc: Document, what: str) -> RedirectResponse:

@@ -1,0 +1,103 @@
+"""Verification of signed e-copies by departments (upload a PDF, get a verdict)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from digitizer.api.deps import SessionDep, SettingsDep, requires
+from digitizer.errors import FileTooLargeError, SohoaError, UnreadablePdfError
+from digitizer.models import Problem, PublicCheck
+from digitizer.services import issuing
+from digitizer.services.keys import Actor
+from digitizer.services.verify import VerifyService
+from signing import report as reports
+from signing.validator import Verdict
+
+router = APIRouter(prefix="/v1", tags=["verification"])
+
+#: Departments verifying e-copies, and staff who check uploads.
+Verifier = Annotated[Actor, Depends(requires("verifier", "clerk", "approver"))]
+
+
+def _service(request: Request) -> VerifyService:
+    service = getattr(request.app.state, "verify", None)
+    if service is None:
+        service = VerifyService(request.app.state.settings)
+        request.app.state.verify = service
+    return service
+
+
+@router.post(
+    "/verify",
+    responses={
+        200: {"description": "A verdict (valid, invalid, indeterminate, no_signature)"},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        422: {"model": Problem, "description": "Not a readable PDF"},
+        503: {"model": Problem, "description": "Verification not configured"},
+    },
+)
+def verify(
+    request: Request,
+    actor: Verifier,
+    settings: SettingsDep,
+    session: SessionDep,
+    file: Annotated[UploadFile, File(description="The signed PDF to verify")],
+    format: Annotated[
+        Literal["json", "detailed", "html", "pdf", "xml"], Query(description="Report format")
+    ] = "json",
+) -> Response:
+    """Verify every signature of a PDF; the verdict and reasons are in Vietnamese for people.
+
+    Runs in the threadpool (validation is CPU-bound and must not block the event loop).
+    """
+    limit = settings.limits.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLargeError(f"the file is larger than {limit} bytes")
+    status = issuing.status_of_file(session, hashlib.sha256(data).hexdigest())
+    report = _service(request).verify(data, etsi=format == "xml", document_status=status)
+    if report.verdict == Verdict.UNREADABLE:
+        raise UnreadablePdfError(
+            report.error or "the file is not a readable PDF", label=reports.label(report)
+        )
+    name = file.filename or "document.pdf"
+    if format == "html":
+        return HTMLResponse(reports.to_html(report, filename=name))
+    if format == "pdf":
+        return Response(reports.to_pdf(report, filename=name), media_type="application/pdf")
+    if format == "xml":
+        xml = reports.to_etsi_xml(report)
+        if xml is None:
+            raise SohoaError("an ETSI report is not available for this file")
+        return Response(xml, media_type="application/xml")
+    body: dict[str, Any] = reports.to_json(report, detailed=format == "detailed")
+    return JSONResponse(body)
+
+
+_STATUS_LABELS = {
+    "valid": "Hợp lệ",
+    "superseded": "Hợp lệ (đã có bản mới)",
+    "revoked": "Hợp lệ (văn bản đã bị thu hồi)",
+}
+
+
+@router.get(
+    "/verify/{code}",
+    response_model=PublicCheck,
+    responses={404: {"model": Problem, "description": "Unknown code"}},
+)
+def public_check(code: str, session: SessionDep) -> PublicCheck:
+    """Public QR check (no key): only type, issuer, issue date and status."""
+    ecopy = issuing.by_code(session, code)
+    return PublicCheck(
+        status=ecopy.status,
+        label=_STATUS_LABELS.get(ecopy.status, ecopy.status),
+        doc_type=ecopy.doc_type,
+        issuer=ecopy.issuer,
+        issue_date=ecopy.issued_at.date().isoformat(),
+    )

@@ -1,0 +1,197 @@
+"""Verification and signing wired into the service: API, CLI and intake of signed uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digitizer.config import OfficeKeySettings, Settings, SigningSettings
+from digitizer.stack import settings_env
+from storage.db import Document, session_scope
+from storage.objects import original_key
+from tests.helpers import client, drain
+from tests.signing.conftest import SigningEnv, make_sample_pdf, tamper_stream
+
+OFFICE = "ubnd-tinh-ninh-binh"
+
+
+@pytest.fixture
+def signing_settings(settings: Settings, env: SigningEnv) -> Settings:
+    kf = env.key_files[OFFICE]
+    return settings.model_copy(
+        update={
+            "signing": SigningSettings(
+                trust_store_dir=env.trust_dir,
+                tsa_url=env.pki.tsa_url,
+                offices=[
+                    OfficeKeySettings(
+                        code=OFFICE,
+                        name="Ủy ban nhân dân tỉnh Ninh Bình",
+                        pkcs12=kf.path,
+                        passphrase=kf.passphrase,
+                    )
+                ],
+            )
+        }
+    )
+
+
+def sohoa(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digitizer.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings_env(settings)},
+        timeout=120,
+    )
+
+
+def test_verify_api_gives_vietnamese_verdicts(
+    signing_settings: Settings, signed: dict[str, bytes]
+) -> None:
+    api = client(signing_settings, role="verifier")
+
+    def post(data: bytes, fmt: str = "json"):  # type: ignore[no-untyped-def]
+        return api.post(
+            f"/v1/verify?format={fmt}", files={"file": ("ban-sao.pdf", data, "application/pdf")}
+        )
+
+    valid = post(signed["B-LT"])
+    assert valid.status_code == 200, valid.text
+    body = valid.json()
+    assert (body["verdict"], body["label"]) == ("valid", "Hợp lệ")
+    [sig] = body["signatures"]
+    assert sig["intact"] and sig["trusted"] and sig["pades_level"] == "B-LT"
+
+    tampered = post(tamper_stream(signed["B-LT"])).json()
+    assert (tampered["verdict"], tampered["label"]) == ("invalid", "Không hợp lệ")
+    assert post(make_sample_pdf(1)).json()["verdict"] == "no_signature"
+
+    unreadable = post(b"%PDF-1.7 garbage")
+    assert unreadable.status_code == 422
+    assert unreadable.json()["type"] == "/problems/unreadable-pdf"
+
+    html = post(signed["B-LT"], "html")
+    assert html.headers["content-type"].startswith("text/html") and "Hợp lệ" in html.text
+    pdf = post(tamper_stream(signed["B-LT"]), "pdf")
+    assert pdf.content.startswith(b"%PDF")
+
+
+def test_verify_needs_a_verifier_key(signing_settings: Settings, signed: dict[str, bytes]) -> None:
+    files = {"file": ("a.pdf", signed["B-LT"], "application/pdf")}
+    assert client(signing_settings, role=None).post("/v1/verify", files=files).status_code == 401
+    assert (
+        client(signing_settings, role="portal").post("/v1/verify", files=files).status_code == 403
+    )
+
+
+def test_cli_sign_then_verify(signing_settings: Settings, tmp_path: Path) -> None:
+    source = tmp_path / "ban-chinh.pdf"
+    source.write_bytes(make_sample_pdf(1))
+    before = source.read_bytes()
+    out = tmp_path / "ban-sao-dien-tu.pdf"
+    signed = sohoa(signing_settings, "sign", str(source), "--office", OFFICE, "--out", str(out),
+                   "--signer", "Nguyễn Văn An")  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert source.read_bytes() == before  # the input is never rewritten
+    checked = sohoa(signing_settings, "verify", str(out), "--json")
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["verdict"] == "valid"
+    assert report["signatures"][0]["pades_level"] == "B-LT"
+
+    out.write_bytes(tamper_stream(out.read_bytes()))
+    assert sohoa(signing_settings, "verify", str(out), "--json").returncode == 3
+    garbage = tmp_path / "x.pdf"
+    garbage.write_bytes(b"not a pdf")
+    failed = sohoa(signing_settings, "verify", str(garbage))
+    assert failed.returncode == 2
+    assert failed.stderr.strip().startswith("sohoa: error:")
+
+
+def test_signed_upload_is_validated_and_kept_byte_for_byte(
+    signing_settings: Settings, signed: dict[str, bytes]
+) -> None:
+    """GIVEN a signed e-copy uploaded for digitization WHEN the pipeline runs THEN its
+    signatures are validated at preflight, the verdict stored, and the original is
+    its own searchable PDF (never rewritten)."""
+    api = client(signing_settings)
+    data = signed["B-LT"]
+    response = api.post("/v1/documents", files={"file": ("signed.pdf", data, "application/pdf")})
+    doc_id = response.json()["documents"][0]["id"]
+    drain(signing_settings)
+    with session_scope(signing_settings.db.url) as session:
+        doc = session.get(Document, doc_id)
+        assert doc is not None
+        assert doc.has_signatures
+        assert doc.results["signatures"]["verdict"] == "valid"
+        key = original_key(hashlib.sha256(data).hexdigest())
+        assert doc.results["searchable_pdf"] == key
+    tampered = tamper_stream(data)
+    response = api.post("/v1/documents", files={"file": ("bad.pdf", tampered, "application/pdf")})
+    bad_id = response.json()["documents"][0]["id"]
+    drain(signing_settings)
+    status = api.get(f"/v1/documents/{bad_id}").json()
+    assert status["state"] == "needs_review"
+    assert "do not verify" in status["error"]
+
+
+def test_approver_issues_a_signed_ecopy_with_a_public_qr_check(
+    signing_settings: Settings,
+) -> None:
+    """GIVEN a processed scan WHEN an approver issues it THEN the office signs a new
+    e-copy whose QR code's public check shows only type, issuer, date and status, and
+    verifying the e-copy reports it as issued here and valid."""
+    from tests import samples
+
+    clerk = client(signing_settings)
+    scan = samples.png(["Giấy xác nhận thông tin về cư trú"])
+    doc_id = clerk.post("/v1/documents", files={"file": ("s.png", scan, "image/png")}).json()[
+        "documents"
+    ][0]["id"]
+    drain(signing_settings)
+    body = {"office": OFFICE, "signer_name": "Nguyễn Văn An"}
+    assert clerk.post(f"/v1/documents/{doc_id}/issue", json=body).status_code == 403
+
+    approver = client(signing_settings, role="approver")
+    issued = approver.post(f"/v1/documents/{doc_id}/issue", json=body)
+    assert issued.status_code == 201, issued.text
+    ecopy = issued.json()
+    assert clerk.get(f"/v1/documents/{doc_id}").json()["state"] == "issued"
+    assert approver.post(f"/v1/documents/{doc_id}/issue", json=body).status_code == 409
+
+    code = ecopy["verify_url"].rsplit("/", 1)[1]
+    assert len(code) >= 22  # 128 random bits, URL-safe
+    public = client(signing_settings, role=None).get(f"/v1/verify/{code}")
+    assert public.status_code == 200
+    assert public.json() == {
+        "status": "valid",
+        "label": "Hợp lệ",
+        "doc_type": None,
+        "issuer": "Ủy ban nhân dân tỉnh Ninh Bình",
+        "issue_date": public.json()["issue_date"],
+    }
+    assert client(signing_settings, role=None).get("/v1/verify/" + "A" * 22).status_code == 404
+
+    import httpx
+
+    link = clerk.get(ecopy["download_url"], follow_redirects=False).headers["location"]
+    signed = httpx.get(link).content
+    verifier = client(signing_settings, role="verifier")
+    report = verifier.post(
+        "/v1/verify", files={"file": ("e.pdf", signed, "application/pdf")}
+    ).json()
+    assert (report["verdict"], report["document_status"]) == ("valid", "valid")
+    # The scan that was signed is untouched.
+    from digitizer.services.wiring import object_store
+
+    assert (
+        object_store(signing_settings).get_bytes(original_key(hashlib.sha256(scan).hexdigest()))
+        == scan
+    )
