@@ -16,7 +16,7 @@ from digitizer.config import Settings, get_settings
 from digitizer.pipeline.ocr import OcrEngine, create_engine
 from digitizer.services.processing import ProcessingService
 from digitizer.services.wiring import object_store
-from storage.db import dispose_engines
+from storage.db import dispose_engines, get_engine
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ def warm_up(settings: Settings | None = None) -> ProcessingService:
     global _service
     if _service is None or (settings is not None and settings is not _service.settings):
         settings = settings or get_settings()
+        # Create the database engine now, in the parent: its driver is imported lazily,
+        # and an import in progress at fork time would deadlock the horse.
+        get_engine(settings.db.url)
         _service = ProcessingService(settings, object_store(settings), _engine(settings))
     return _service
 

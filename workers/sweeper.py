@@ -12,15 +12,16 @@ Sweeper: finds work that fell between the cracks and queues it again:
 Each reclaimed run counts as an attempt; past ``max_attempts`` the document is
 ``failed`` with the reasons of every attempt.
 
-Both run inside every worker process (a thread), and ``sohoa sweep`` runs them
-once from cron or by hand. Several sweepers at once are safe: PostgreSQL rows
-are taken with ``SKIP LOCKED``, and enqueueing is idempotent per document.
+Both run inside every worker process (between jobs and while it waits on a
+running one), and ``sohoa sweep`` runs them once from cron or by hand. Several
+sweepers at once are safe: PostgreSQL rows are taken with ``SKIP LOCKED``, and
+enqueueing is idempotent per document.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -124,29 +125,30 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
     return report
 
 
-class MaintenanceThread(threading.Thread):
-    """Relays the outbox every ``relay_seconds`` and sweeps every ``sweep_seconds``."""
+class Maintenance:
+    """Relays the outbox every ``relay_seconds`` and sweeps every ``sweep_seconds``.
+
+    Driven by :meth:`tick` from the worker's own loop (its heartbeat), not from a
+    thread: a thread that happens to hold a lock (an import, a connection pool)
+    when RQ forks a work horse leaves that lock held forever in the horse.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(name="sohoa-maintenance", daemon=True)
         self.settings = settings
-        self.stopped = threading.Event()
+        self._last_relay = 0.0
+        self._last_sweep = time.monotonic()  # the first sweep after one interval
 
-    def run(self) -> None:
-        relay_every = self.settings.worker.relay_seconds
-        sweep_every = self.settings.worker.sweep_seconds
-        since_sweep = 0.0
-        while not self.stopped.wait(relay_every):
-            since_sweep += relay_every
-            try:
+    def tick(self) -> None:
+        """Do whatever is due; never raises."""
+        now = time.monotonic()
+        try:
+            if now - self._last_relay >= self.settings.worker.relay_seconds:
+                self._last_relay = now
                 relay_outbox(self.settings)
-                if since_sweep >= sweep_every:
-                    since_sweep = 0.0
-                    sweep(self.settings)
-            except (OperationalError, RedisError) as exc:
-                log.warning("maintenance: %s", type(exc).__name__)
-            except Exception:
-                log.exception("maintenance failed")
-
-    def stop(self) -> None:
-        self.stopped.set()
+            if now - self._last_sweep >= self.settings.worker.sweep_seconds:
+                self._last_sweep = now
+                sweep(self.settings)
+        except (OperationalError, RedisError) as exc:
+            log.warning("maintenance: %s", type(exc).__name__)
+        except Exception:
+            log.exception("maintenance failed")

@@ -237,7 +237,13 @@ def test_crashing_horse_does_not_stop_the_worker(
     for pid in horses:
         os.kill(pid, signal.SIGSEGV)
     following = _upload(settings, "next.png", samples.png(["Văn bản tiếp theo"]))
-    _wait(lambda: _state(settings, following).state == "ready", 120, "the next document")
+    try:
+        _wait(lambda: _state(settings, following).state == "ready", 120, "the next document")
+    except AssertionError:
+        if os.environ.get("SOHOA_TEST_DEBUG_HANG"):
+            for pid in [worker.pid, *_children(worker.pid)]:
+                subprocess.run(["py-spy", "dump", "--pid", str(pid)], check=False)
+        raise
     assert worker.poll() is None, "the worker survived its horse"
     _wait(lambda: _state(settings, crashing).state == "ready", 180, "the crashed document")
     assert _state(settings, crashing).attempts == 2
