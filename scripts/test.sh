@@ -7,6 +7,18 @@ bash scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy digitizer storage workers signing
+# pyHanko's source distribution holds real signed PDFs with anomalies: every one must get
+# a verdict. Fetched from PyPI once (tests themselves never download anything).
+sdist=.cache/pyhanko-sdist
+if [ ! -d "$sdist/pyhanko-0.38.0" ]; then
+  mkdir -p "$sdist"
+  if .venv/bin/python -m pip download -q --no-binary :all: --no-deps -d "$sdist" pyhanko==0.38.0 \
+      >/dev/null 2>&1; then
+    tar -xzf "$sdist"/pyhanko-0.38.0.tar.gz -C "$sdist"
+  fi
+fi
+[ -d "$sdist/pyhanko-0.38.0" ] && export SOHOA_PYHANKO_SDIST="$PWD/$sdist/pyhanko-0.38.0"
+
 echo "== full suite on PostgreSQL"
 SOHOA_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"
 echo "== smoke subset on SQLite"
