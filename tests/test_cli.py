@@ -91,3 +91,24 @@ def test_keys_create_list_revoke(settings: Settings) -> None:
     key_id = listed.split()[0]
     assert sohoa("keys", "revoke", key_id, env=env).returncode == 0
     assert "revoked" in sohoa("keys", "list", env=env).stdout
+
+
+def test_reprocess_and_sweep_commands(settings: Settings) -> None:
+    from tests import samples
+    from tests.helpers import client, drain
+
+    env = settings_env(settings)
+    api = client(settings)
+    doc = api.post("/v1/documents", files={"file": ("a.png", samples.png(), "image/png")})
+    doc_id = doc.json()["documents"][0]["id"]
+    drain(settings)
+    result = sohoa("reprocess", doc_id, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "queued 1" in result.stdout
+    assert api.get(f"/v1/documents/{doc_id}").json()["state"] in {"uploaded", "queued"}
+    swept = sohoa("sweep", env=env)
+    assert swept.returncode == 0 and swept.stdout.startswith("relayed")
+    drain(settings)
+    assert api.get(f"/v1/documents/{doc_id}").json()["state"] in {"ready", "needs_review"}
+    missing = sohoa("reprocess", "0" * 32, env=env)
+    assert missing.returncode == 2 and missing.stderr.startswith("sohoa: error:")
