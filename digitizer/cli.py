@@ -321,6 +321,33 @@ def sign(
     click.echo(f"signed by {office}: {out}")
 
 
+@main.command()
+@click.option(
+    "--older-than-days",
+    default=365,
+    show_default=True,
+    help="Renew e-copies whose last timestamp is older than this.",
+)
+def renew(older_than_days: int) -> None:
+    """Add B-LTA document timestamps to issued e-copies before their timestamps age out."""
+    from datetime import timedelta
+
+    from digitizer.services.issuing import renew_due
+    from digitizer.services.signing import SigningService
+    from digitizer.services.wiring import object_store
+    from storage.db import session_scope
+
+    settings = get_settings()
+    with session_scope(settings.db.url) as session:
+        renewed = renew_due(
+            session,
+            object_store(settings),
+            SigningService(settings),
+            timedelta(days=older_than_days),
+        )
+    click.echo(f"renewed {len(renewed)} e-copies")
+
+
 def _collect(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:

@@ -192,6 +192,12 @@ class ECopy(Base):
     status: Mapped[str] = mapped_column(String(20), default=ECopyStatus.VALID.value)
     approved_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When a document timestamp was last added (B-LTA renewal); the object then moves
+    #: to a new key and earlier versions stay stored.
+    renewed_at: Mapped[datetime | None] = mapped_column()
+    #: SHA-256 of earlier versions of this e-copy (before renewals), so that a copy
+    #: saved by someone before a renewal is still recognised as issued here.
+    previous_sha256: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class ApiKey(Base):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digitizer.config import Settings
@@ -96,6 +97,36 @@ class IssuingService:
         return ecopy
 
 
+def renew_due(
+    session: Session, store: ObjectStore, signer: SigningService, older_than: timedelta
+) -> list[str]:
+    """Add a document timestamp (B-LTA) to valid e-copies not renewed for ``older_than``.
+
+    Timestamps are only as durable as their TSA certificate and hash algorithm: a fresh
+    document timestamp over the whole file (with the validation data current now) keeps
+    the e-copy verifiable. The renewed file is a new object; the earlier one stays.
+    Returns the ids of the renewed e-copies.
+    """
+    cutoff = utcnow() - older_than
+    due = session.scalars(
+        select(ECopy).where(
+            ECopy.status == ECopyStatus.VALID,
+            func.coalesce(ECopy.renewed_at, ECopy.issued_at) <= cutoff,
+        )
+    )
+    renewed = []
+    for ecopy in due:
+        current = store.get_bytes(ecopy.object_key)
+        stamped = signer.signer.renew(current)
+        digest = hashlib.sha256(stamped).hexdigest()
+        key = f"ecopies/{ecopy.document_id}/{digest}.pdf"
+        store.put_bytes(key, stamped, "application/pdf")
+        ecopy.previous_sha256 = [*(ecopy.previous_sha256 or []), ecopy.sha256]
+        ecopy.object_key, ecopy.sha256, ecopy.renewed_at = key, digest, utcnow()
+        renewed.append(ecopy.id)
+    return renewed
+
+
 def by_code(session: Session, code: str) -> ECopy:
     """The e-copy a QR code points at.
 
@@ -115,4 +146,10 @@ def by_code(session: Session, code: str) -> ECopy:
 def status_of_file(session: Session, sha256: str) -> str | None:
     """The status of an e-copy issued by this deployment, from the file's hash."""
     ecopy = session.scalars(select(ECopy).where(ECopy.sha256 == sha256)).first()
-    return ecopy.status if ecopy is not None else None
+    if ecopy is None:
+        # A copy saved before a renewal: compare with the earlier versions' hashes.
+        for candidate in session.scalars(select(ECopy).where(ECopy.renewed_at.is_not(None))):
+            if sha256 in (candidate.previous_sha256 or []):
+                return candidate.status
+        return None
+    return ecopy.status

@@ -195,3 +195,42 @@ def test_approver_issues_a_signed_ecopy_with_a_public_qr_check(
         object_store(signing_settings).get_bytes(original_key(hashlib.sha256(scan).hexdigest()))
         == scan
     )
+
+
+def test_renewal_adds_a_document_timestamp_as_a_new_object(signing_settings: Settings) -> None:
+    """GIVEN an issued B-LT e-copy WHEN it is due for renewal THEN a document timestamp
+    makes it B-LTA in a new object; the earlier file stays stored and both verify as
+    issued here."""
+    from datetime import timedelta
+
+    from digitizer.services.issuing import renew_due
+    from digitizer.services.signing import SigningService
+    from digitizer.services.wiring import object_store
+    from storage.db import ECopy
+    from tests import samples
+
+    clerk = client(signing_settings)
+    scan = samples.png(["Trích lục khai sinh"])
+    doc_id = clerk.post("/v1/documents", files={"file": ("s.png", scan, "image/png")}).json()[
+        "documents"
+    ][0]["id"]
+    drain(signing_settings)
+    approver = client(signing_settings, role="approver")
+    issued = approver.post(f"/v1/documents/{doc_id}/issue", json={"office": OFFICE})
+    assert issued.status_code == 201, issued.text
+    store = object_store(signing_settings)
+    with session_scope(signing_settings.db.url) as session:
+        old_key = session.get(ECopy, issued.json()["id"]).object_key  # type: ignore[union-attr]
+        renewed = renew_due(session, store, SigningService(signing_settings), timedelta(0))
+        assert renewed == [issued.json()["id"]]
+        ecopy = session.get(ECopy, renewed[0])
+        assert ecopy is not None and ecopy.object_key != old_key
+        new_key = ecopy.object_key
+    verifier = client(signing_settings, role="verifier")
+    for key, level in ((new_key, "B-LTA"), (old_key, "B-LT")):
+        report = verifier.post(
+            "/v1/verify", files={"file": ("e.pdf", store.get_bytes(key), "application/pdf")}
+        ).json()
+        assert report["verdict"] == "valid", report
+        assert report["document_status"] == "valid"
+        assert report["signatures"][0]["pades_level"] == level
