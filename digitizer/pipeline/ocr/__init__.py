@@ -144,5 +144,6 @@ def create_engine(settings: OcrSettings) -> OcrEngine:
 
 
 def _load_builtin() -> None:
-    # Imported lazily so that importing the protocol costs nothing.
-    from digitizer.pipeline.ocr import tesseract  # noqa: F401
+    # Imported lazily so that importing the protocol costs nothing; each module only
+    # registers its factory (weights load when an engine is created).
+    from digitizer.pipeline.ocr import asternet, paddle, tesseract, trueocr_engine  # noqa: F401
