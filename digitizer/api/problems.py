@@ -7,9 +7,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digitizer.errors import SohoaError
+from digitizer.errors import ServiceUnavailableError, SohoaError
+from signing.errors import SigningError
+from storage.errors import ObjectStoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SohoaError)
     async def _domain(request: Request, exc: SohoaError) -> JSONResponse:
         return problem_from_error(exc, request.url.path)
+
+    @app.exception_handler(SigningError)
+    async def _signing(request: Request, exc: SigningError) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, exc.type_uri(), request.url.path)
+
+    @app.exception_handler(ObjectStoreUnavailableError)
+    @app.exception_handler(OperationalError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # An adapter outage is a 503 for whatever route met it; nothing was changed.
+        error = ServiceUnavailableError("storage is unavailable; try again shortly")
+        log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem_from_error(error, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -234,3 +234,29 @@ def test_renewal_adds_a_document_timestamp_as_a_new_object(signing_settings: Set
         assert report["verdict"] == "valid", report
         assert report["document_status"] == "valid"
         assert report["signatures"][0]["pades_level"] == level
+
+
+def test_signing_failures_are_problems_and_change_nothing(signing_settings: Settings) -> None:
+    """A TSA that does not answer gives a 503 problem; the document stays issuable."""
+    from storage.embedded import free_port
+    from tests import samples
+
+    dead_tsa = signing_settings.model_copy(
+        update={
+            "signing": signing_settings.signing.model_copy(
+                update={"tsa_url": f"http://127.0.0.1:{free_port()}/tsa"}
+            )
+        }
+    )
+    clerk = client(dead_tsa)
+    doc_id = clerk.post(
+        "/v1/documents", files={"file": ("s.png", samples.png(["Giấy chứng tử"]), "image/png")}
+    ).json()["documents"][0]["id"]
+    drain(dead_tsa)
+    approver = client(dead_tsa, role="approver")
+    response = approver.post(f"/v1/documents/{doc_id}/issue", json={"office": OFFICE})
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert clerk.get(f"/v1/documents/{doc_id}").json()["state"] in {"ready", "needs_review"}
+    unknown = approver.post(f"/v1/documents/{doc_id}/issue", json={"office": "no-such-office"})
+    assert unknown.status_code == 404

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 
 from digitizer.api.deps import Approver, Clerk, IntakeDep, SessionDep, SettingsDep, StoreDep
 from digitizer.config import Settings
-from digitizer.errors import FileTooLargeError, NotFoundError, ServiceUnavailableError
+from digitizer.errors import FileTooLargeError, NotFoundError
 from digitizer.models import (
     BatchProgress,
     BatchPublic,
@@ -27,7 +27,6 @@ from digitizer.services.intake import IntakeResult, Upload
 from digitizer.services.issuing import IssuingService, verification_url
 from digitizer.services.signing import SigningService
 from storage.db import Batch, Document, ECopy
-from storage.errors import ObjectStoreUnavailableError
 from workers.sweeper import relay_outbox
 
 log = logging.getLogger(__name__)
@@ -242,10 +241,7 @@ def issue_document(
     settings: SettingsDep,
 ) -> ECopyPublic:
     """Approve a document and sign its e-copy with the office key (PAdES, stamp with QR)."""
-    try:
-        ecopy = _issuing(request).issue(session, document_id, actor, body.office, body.signer_name)
-    except ObjectStoreUnavailableError as exc:
-        raise ServiceUnavailableError("the object store is unavailable; try again") from exc
+    ecopy = _issuing(request).issue(session, document_id, actor, body.office, body.signer_name)
     return _ecopy_public(settings, ecopy)
 
 
@@ -257,18 +253,11 @@ def download_ecopy(
     ecopy = session.get(ECopy, ecopy_id) if len(ecopy_id) <= 64 else None
     if ecopy is None:
         raise NotFoundError("no e-copy with this id")
-    try:
-        return RedirectResponse(store.presigned_get(ecopy.object_key), status_code=307)
-    except ObjectStoreUnavailableError as exc:
-        raise ServiceUnavailableError("the object store is unavailable; try again") from exc
+    return RedirectResponse(store.presigned_get(ecopy.object_key), status_code=307)
 
 
 def _redirect(store: StoreDep, doc: Document, what: str) -> RedirectResponse:
-    try:
-        url = docs.derived_link(store, doc, what)
-    except ObjectStoreUnavailableError as exc:
-        raise ServiceUnavailableError("the object store is unavailable; try again") from exc
-    return RedirectResponse(url, status_code=307)
+    return RedirectResponse(docs.derived_link(store, doc, what), status_code=307)
 
 
 @router.get("/documents/{document_id}/searchable.pdf", status_code=307, responses=_PROBLEMS)
