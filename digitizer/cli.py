@@ -207,20 +207,17 @@ def keys_revoke(key_id: str) -> None:
 
 
 # -- documents ---------------------------------------------------------------------------
-@main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def ocr(file: Path) -> None:
-    """Print the recognised text of an image or PDF, lines in reading order."""
+def _ocr_pages(file: Path, settings: Settings) -> list[Any]:
+    """OCR (or read the text layer of) every page of a local file, lines in reading order."""
     from digitizer.pipeline import preflight, render
     from digitizer.pipeline.ocr import create_engine
     from digitizer.pipeline.runner import text_layer_page
     from digitizer.services.processing import limits_from
 
-    settings = get_settings()
     data = file.read_bytes()
     info = preflight.inspect_file(data, limits_from(settings))
     if info.kind == "zip":
-        _fail("sohoa ocr reads one image or PDF; use sohoa digitize for archives")
+        _fail("this command reads one image or PDF; use sohoa digitize for archives")
     engine = create_engine(settings.ocr) if info.needs_ocr else None
     text_pages = frozenset(info.text_pages)
     doc = None
@@ -228,18 +225,65 @@ def ocr(file: Path) -> None:
         import pymupdf
 
         doc = pymupdf.open(stream=data, filetype="pdf")
+    pages = []
     for index, page in enumerate(render.iter_pages(data, info.kind, text_pages)):
-        if index:
-            click.echo("\f", nl=False)
         if page is None:
             assert doc is not None
-            result = text_layer_page(doc.load_page(index))
+            pages.append(text_layer_page(doc.load_page(index)))
         else:
             assert engine is not None
             page = render.deskew(page) if settings.ocr.deskew else page
-            result = engine.recognize(page.image, page.dpi)
-        for line in result.lines:
+            pages.append(engine.recognize(page.image, page.dpi))
+    return pages
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ocr(file: Path) -> None:
+    """Print the recognised text of an image or PDF, lines in reading order."""
+    for index, page in enumerate(_ocr_pages(file, get_settings())):
+        if index:
+            click.echo("\f", nl=False)
+        for line in page.lines:
             click.echo(line.text)
+
+
+def _model_root(settings: Settings) -> Path:
+    return Path(settings.embedded.home) / "models"
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print DESIGN.md's classification JSON.")
+def classify(file: Path, as_json: bool) -> None:
+    """Document type and fields (with confidence and source) of an image or PDF."""
+    from digitizer.pipeline.classify import Classifier
+    from digitizer.pipeline.extract import classify_json, extract, review_reasons
+    from digitizer.pipeline.training import load_or_train_default
+
+    settings = get_settings()
+    pages = _ocr_pages(file, settings)
+    classifier = Classifier(load_or_train_default(_model_root(settings)))
+    result = classifier.classify(pages)
+    fields = extract(pages, result.type)
+    if as_json:
+        click.echo(json.dumps(classify_json(result, fields), ensure_ascii=False))
+        return
+    click.echo(f"{result.type} ({result.confidence:.2f})")
+    for name, value in fields.items():
+        click.echo(f"  {name}: {value.value}  ({value.confidence:.2f})")
+    for reason in review_reasons(result, fields):
+        click.echo(f"  review: {reason}")
+
+
+@main.command()
+@click.option("--per-type", default=60, show_default=True, help="Generated documents per type.")
+def train(per_type: int) -> None:
+    """Train the document-type model (from generated documents) and make it current."""
+    from digitizer.pipeline.training import train_default
+
+    model = train_default(_model_root(get_settings()), per_type=per_type)
+    click.echo(f"model {model.version} is current")
 
 
 @main.command()

@@ -112,3 +112,23 @@ def test_reprocess_and_sweep_commands(settings: Settings) -> None:
     assert api.get(f"/v1/documents/{doc_id}").json()["state"] in {"ready", "needs_review"}
     missing = sohoa("reprocess", "0" * 32, env=env)
     assert missing.returncode == 2 and missing.stderr.startswith("sohoa: error:")
+
+
+def test_classify_json_contract(tmp_path: Path) -> None:
+    """`sohoa classify FILE --json` prints DESIGN.md's object: type, confidence, fields with
+    value, confidence (a probability) and source span; dates ISO."""
+    import re
+
+    truth = json.loads((SAMPLES / "trich-luc-khai-sinh.json").read_text())["text"]
+    env = {"SOHOA_EMBEDDED__HOME": str(tmp_path / "home")}
+    result = sohoa("classify", str(SAMPLES / "trich-luc-khai-sinh.png"), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["type"] == "birth_certificate"
+    assert 0.0 <= out["confidence"] <= 1.0
+    fields = out["fields"]
+    assert fields["personal_id"]["value"] in truth
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", fields["date_of_birth"]["value"])
+    for value in fields.values():
+        assert 0.0 <= value["confidence"] <= 1.0
+        assert value["source"]["page"] == 0 and value["source"]["text"]

@@ -149,6 +149,10 @@ class FieldValue:
     bbox: tuple[int, int, int, int] | None
     text: str
 
+    def __post_init__(self) -> None:
+        # Rules add bonuses (a checksum, a consistent date); a confidence stays a probability.
+        object.__setattr__(self, "confidence", min(1.0, max(0.0, float(self.confidence))))
+
     def to_dict(self) -> dict[str, Any]:
         """DESIGN.md's field shape."""
         return {
