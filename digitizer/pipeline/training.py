@@ -41,6 +41,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from digitizer.doctypes import DOC_TYPES
 from digitizer.pipeline.issuers import fold, normalize_tone_marks
 
 log = logging.getLogger(__name__)
@@ -62,20 +63,6 @@ __all__ = [
     "train_default",
 ]
 
-#: Document type codes (DESIGN.md). Stable API values.
-DOC_TYPES: tuple[str, ...] = (
-    "birth_certificate",
-    "citizen_id",
-    "marriage_certificate",
-    "death_certificate",
-    "residence_confirmation",
-    "land_use_certificate",
-    "diploma",
-    "decision",
-    "official_letter",
-    "business_registration",
-    "other",
-)
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
