@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     #: Mean OCR confidence (0-100) below which a document goes to review.
     review_min_ocr_confidence: float = 75.0
+    #: Document-type model folder (``sohoa train`` writes it); unset -> the embedded
+    #: home's ``models``. Without a model, documents are not classified.
+    model_dir: Path | None = None
 
     @model_validator(mode="after")
     def _anchor_sqlite(self) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from rq.timeouts import JobTimeoutException
@@ -22,10 +23,13 @@ from sqlalchemy.orm import Session
 
 from digitizer.config import Settings
 from digitizer.errors import BadInputError
+from digitizer.pipeline.classify import Classifier
+from digitizer.pipeline.extract import extract, fields_to_dict, review_reasons
 from digitizer.pipeline.fingerprint import Fingerprint, fingerprint, similarity
 from digitizer.pipeline.ocr import OcrEngine
 from digitizer.pipeline.preflight import Limits
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
+from digitizer.pipeline.training import ModelError, load_model
 from digitizer.services.verify import VerifyService
 from signing import report as reports
 from storage.db import (
@@ -101,6 +105,34 @@ class ProcessingService:
             signature_check=self._check_signatures,
         )
         self._verifier: VerifyService | None = None
+        self._classifier: Classifier | bool | None = None  # False: no model available
+
+    def _classifier_or_none(self) -> Classifier | None:
+        """The document-type classifier, loaded once; None when no model is trained."""
+        if self._classifier is None:
+            root = self.settings.model_dir or Path(self.settings.embedded.home) / "models"
+            try:
+                self._classifier = Classifier(load_model(root))
+            except ModelError as exc:
+                log.warning("documents are not classified: %s", exc)
+                self._classifier = False
+        return self._classifier if isinstance(self._classifier, Classifier) else None
+
+    def _classify(self, result: PipelineResult) -> tuple[dict[str, Any], list[str]]:
+        """Type, fields and review reasons of a processed document (empty without a model)."""
+        classifier = self._classifier_or_none()
+        if classifier is None or not any(p.lines for p in result.pages):
+            return {}, []
+        classification = classifier.classify(result.pages)
+        fields = extract(result.pages, classification.type)
+        reasons = review_reasons(classification, fields)
+        return {
+            "doc_type": classification.type,
+            "classification": classification.to_dict(),
+            "fields": fields_to_dict(fields),
+            "review": reasons,
+            "classifier_version": classifier.version,
+        }, reasons
 
     def _check_signatures(self, pdf: bytes) -> dict[str, Any]:
         """Validate an uploaded signed PDF (intake validation, DESIGN.md preflight)."""
@@ -167,6 +199,8 @@ class ProcessingService:
             confidence is not None and confidence < self.settings.review_min_ocr_confidence
         )
         print_ = fingerprint(result.text)
+        classified, review = self._classify(result)
+        needs_review = needs_review or bool(review)
         with session_scope(self.db_url) as session:
             doc = session.get(Document, document_id)
             if doc is None:
@@ -183,6 +217,7 @@ class ProcessingService:
                 "ocr_version": self.pipeline.ocr_version,
                 "text_pages": result.info.text_pages,
                 "timings": {k: round(v, 3) for k, v in result.timings.items()},
+                **classified,
             }
             if result.signatures is not None:
                 doc.results = {**doc.results, "signatures": result.signatures}

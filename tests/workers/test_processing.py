@@ -228,3 +228,28 @@ def test_unrotated_scans_keep_their_original_pixels(settings: Settings) -> None:
             page = pdf[0]
             assert pdf.extract_image(page.get_images()[0][0])["image"] == expected
             assert "Chứng thực" in page.get_text() or "Trang số 1" in page.get_text()
+
+
+def test_documents_are_classified_when_a_model_is_trained(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """GIVEN a trained document-type model WHEN a birth-certificate extract is processed
+    THEN its type and fields are stored with the document (DESIGN's field shape)."""
+    from digitizer.pipeline.training import train_default
+
+    root = tmp_path_factory.mktemp("models")
+    train_default(root, per_type=12)
+    settings = settings.model_copy(update={"model_dir": root})
+    page = generator.generate_page(77, "trich-luc-khai-sinh")
+    api = client(settings)
+    doc = _upload(api, "tlks.png", _png(page))
+    drain(settings)
+    stored = _state(settings, doc["id"])
+    assert stored.results["doc_type"] == "birth_certificate"
+    fields = stored.results["fields"]
+    assert fields["personal_id"]["value"] in page.text
+    assert fields["date_of_birth"]["source"]["page"] == 0
+    assert stored.results["classifier_version"]
+    assert stored.state in {"ready", "needs_review"}
+    if stored.results["review"]:
+        assert stored.state == "needs_review"
