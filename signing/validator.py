@@ -332,6 +332,24 @@ class _Unreadable(Exception):
     pass
 
 
+def _integrity_failure(
+    status: Any, modified: bool, reasons: list[str]
+) -> tuple[Indication, str] | None:
+    """TOTAL_FAILED for a changed byte, a broken signature value or a forbidden change
+    after signing (DSS's format check fails a DocMDP violation); None when none applies.
+    Shared by signatures and document timestamps."""
+    if not status.intact:
+        reasons.append("hash_failure")
+        return Indication.TOTAL_FAILED, AdESFailure.HASH_FAILURE.name
+    if not status.valid:
+        reasons.append("sig_crypto_failure")
+        return Indication.TOTAL_FAILED, AdESFailure.SIG_CRYPTO_FAILURE.name
+    if modified:
+        reasons.append("modified_after_signing")
+        return Indication.TOTAL_FAILED, AdESFailure.FORMAT_FAILURE.name
+    return None
+
+
 def _open(pdf: bytes) -> PdfFileReader:
     head = pdf[:1024]
     if b"%PDF-" not in head:
@@ -720,16 +738,9 @@ async def _evaluate(
     modified = status.docmdp_ok is False or (
         coverage is not None and coverage < SignatureCoverageLevel.ENTIRE_REVISION
     )
-    if not status.intact:
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.HASH_FAILURE.name
-        reasons.append("hash_failure")
-    elif not status.valid:
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.SIG_CRYPTO_FAILURE.name
-        reasons.append("sig_crypto_failure")
-    elif modified:
-        # DSS's format-checking block fails on a DocMDP violation: TOTAL_FAILED/FORMAT_FAILURE
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.FORMAT_FAILURE.name
-        reasons.append("modified_after_signing")
+    failure = _integrity_failure(status, modified, reasons)
+    if failure is not None:
+        indication, sub = failure
     elif details is not None:
         revocation = Revocation.REVOKED
         when = signing_time
@@ -875,15 +886,9 @@ async def _evaluate_timestamp(
     modified = mod_level == ModificationLevel.OTHER.name or (
         coverage is not None and coverage < SignatureCoverageLevel.ENTIRE_REVISION
     )
-    if not status.intact:
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.HASH_FAILURE.name
-        reasons.append("hash_failure")
-    elif not status.valid:
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.SIG_CRYPTO_FAILURE.name
-        reasons.append("sig_crypto_failure")
-    elif modified:
-        indication, sub = Indication.TOTAL_FAILED, AdESFailure.FORMAT_FAILURE.name
-        reasons.append("modified_after_signing")
+    failure = _integrity_failure(status, modified, reasons)
+    if failure is not None:
+        indication, sub = failure
     elif status.trusted:
         indication = Indication.TOTAL_PASSED
     else:
