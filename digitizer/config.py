@@ -106,6 +106,27 @@ class SigningSettings(BaseModel):
     offices: list[OfficeKeySettings] = Field(default_factory=list)
 
 
+class IdentitySettings(BaseModel):
+    """The citizen identity provider (OpenID Connect; VNeID in production).
+
+    Consent and other citizen-facing actions need an ID token signed by this provider.
+    """
+
+    #: The ``iss`` the tokens must carry.
+    issuer: str = "https://idp.test.sohoa.invalid"
+    #: The ``aud`` the tokens must carry (this deployment's client id at the provider).
+    audience: str = "sohoa"
+    #: The provider's public keys: a PEM public key or a JWKS JSON file; unset -> the
+    #: embedded home's ``idp/jwks.json`` (the test provider of ``fixtures.idp``).
+    keys_file: Path | None = None
+    #: The claim that holds the 12-digit personal identification number.
+    pid_claim: str = "personal_id"
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    #: Tolerated clock skew, and the oldest ``iat`` accepted.
+    leeway_s: int = 30
+    max_age_s: int = 3600
+
+
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack (``sohoa up``) keeps its state."""
 
@@ -129,6 +150,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     public_base_url: str = "http://127.0.0.1:8000"
     #: 32+ random bytes (base64 or hex) for encrypting personal ids and keyed hashes;
     #: unset -> a key file is created in the embedded home (one-machine use only).

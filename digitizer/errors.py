@@ -100,6 +100,12 @@ class NotAuthenticatedError(SohoaError):
     status = 401
 
 
+class InvalidCitizenTokenError(SohoaError):
+    slug = "invalid-citizen-token"
+    title = "A valid citizen identity token is required"
+    status = 401
+
+
 class ForbiddenError(SohoaError):
     slug = "forbidden"
     title = "This role may not do that"
@@ -144,6 +150,7 @@ PROBLEM_TYPES: dict[str, type[SohoaError]] = {
         InvalidPersonalIdError,
         UnreadablePdfError,
         NotAuthenticatedError,
+        InvalidCitizenTokenError,
         ForbiddenError,
         NotFoundError,
         ConflictError,

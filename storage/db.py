@@ -149,11 +149,45 @@ class Document(Base):
     fingerprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Another document this one looks like a second scan of (clerk to decide).
     duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("documents.id"))
+    #: The office of the clerk who uploaded it (staff see only their office's documents).
+    office: Mapped[str | None] = mapped_column(String(100))
+    uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
+    #: Document type and number, copied out of ``results`` for queries and search.
+    doc_type: Mapped[str | None] = mapped_column(String(50))
+    doc_number: Mapped[str | None] = mapped_column(String(100))
+    #: Version of the classification model that proposed the type and fields.
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    reviewed_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    #: Recognised text (all pages) for clerks' full-text search.
+    search_text: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_documents_state", "state"),
         Index("ix_documents_citizen", "citizen_id"),
+        Index("ix_documents_office_state", "office", "state"),
+        Index("ix_documents_type_number", "doc_type", "doc_number"),
     )
+
+
+class ReviewLabel(Base):
+    """A clerk's reviewed answer for a document: labelled data for ``sohoa train``."""
+
+    __tablename__ = "review_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    doc_type: Mapped[str] = mapped_column(String(50))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The recognised text the label applies to (what the model learns from).
+    text: Mapped[str] = mapped_column(Text, default="")
+    #: What the pipeline had proposed, and with which model version.
+    proposed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    #: True when the clerk changed the type or a field value.
+    corrected: Mapped[bool] = mapped_column(default=False)
+    labelled_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class BatchItem(Base):
@@ -198,6 +232,20 @@ class ECopy(Base):
     #: SHA-256 of earlier versions of this e-copy (before renewals), so that a copy
     #: saved by someone before a renewal is still recognised as issued here.
     previous_sha256: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The citizen whose vault holds it (None: not filed to a citizen).
+    citizen_id: Mapped[str | None] = mapped_column(ForeignKey("citizens.id"))
+    #: Reviewed fields at issue time (values only; personal id never stored here).
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    doc_number: Mapped[str | None] = mapped_column(String(100))
+    valid_until: Mapped[datetime | None] = mapped_column()
+    #: The e-copy that replaced this one (a newer document of the same type).
+    superseded_by: Mapped[str | None] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    #: Changes whenever the status changes (ETag of portal reads).
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_ecopies_citizen_status", "citizen_id", "status"),)
 
 
 class ApiKey(Base):
@@ -231,6 +279,91 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_outbox_pending", "dispatched_at"),)
+
+
+class AuditEvent(Base):
+    """One read or write of personal data; append-only, hash-chained to the previous."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    actor_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(20))
+    office: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    #: Opaque citizen reference (never the personal id).
+    citizen_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    document_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    purpose: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditAnchor(Base):
+    """The chain head at a point in time, timestamped by the TSA (RFC 3161)."""
+
+    __tablename__ = "audit_anchors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    #: DER TimeStampToken over the head hash (None when no TSA is configured).
+    token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentGrant(Base):
+    """A citizen's consent for a portal client to read some document types."""
+
+    __tablename__ = "consent_grants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("citizens.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    doc_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    purpose: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Subscriber(Base):
+    """A registered receiver of change webhooks (an allow-listed host)."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(500))
+    #: HMAC secret, encrypted with the deployment key.
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The portal client whose consent grants decide which citizens it hears about.
+    client_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookDelivery(Base):
+    """One webhook to send, retried with backoff until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscriber_id: Mapped[str] = mapped_column(ForeignKey("subscribers.id"))
+    event: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
