@@ -19,6 +19,9 @@ if [ ! -d "$sdist/pyhanko-0.38.0" ]; then
 fi
 [ -d "$sdist/pyhanko-0.38.0" ] && export SOHOA_PYHANKO_SDIST="$PWD/$sdist/pyhanko-0.38.0"
 
+# setup.sh --test installs the PaddleOCR extra: its tests must run, not skip.
+export SOHOA_REQUIRE_PADDLE=1
+
 echo "== full suite on PostgreSQL"
 SOHOA_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"
 echo "== smoke subset on SQLite"
