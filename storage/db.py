@@ -29,6 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    text as sql_text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -124,7 +125,9 @@ class Document(Base):
     __tablename__ = "documents"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Unique per office (``ux_documents_sha256_office``), not globally: the same bytes
+    #: uploaded by two offices are two documents, each seen only by its own office.
+    sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -167,6 +170,14 @@ class Document(Base):
         Index("ix_documents_citizen", "citizen_id"),
         Index("ix_documents_office_state", "office", "state"),
         Index("ix_documents_type_number", "doc_type", "doc_number"),
+        # coalesce: documents without an office (one-office deployments, the CLI)
+        # deduplicate among themselves too (NULLs are distinct in a plain unique index).
+        Index(
+            "ux_documents_sha256_office",
+            "sha256",
+            sql_text("coalesce(office, '')"),
+            unique=True,
+        ),
     )
 
 
