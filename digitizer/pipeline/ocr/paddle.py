@@ -49,10 +49,7 @@ def paddle_available() -> bool:
 
 
 def _setting(settings: OcrSettings, field: str) -> str | None:
-    """A settings field that may not exist yet in ``OcrSettings``; env as a fallback."""
-    value = getattr(settings, field, None)
-    if value is None:
-        value = os.environ.get(f"SOHOA_OCR__{field.upper()}")
+    value = getattr(settings, field)
     return str(value) if value else None
 
 
