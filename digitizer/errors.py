@@ -93,6 +93,13 @@ class InvalidPersonalIdError(BadInputError):
     title = "The personal identification number is not valid"
 
 
+class WebhookUrlNotAllowedError(BadInputError):
+    """A subscriber URL whose host is not allow-listed (or not HTTPS, or malformed)."""
+
+    slug = "webhook-url-not-allowed"
+    title = "The webhook URL is not allowed"
+
+
 # -- access ------------------------------------------------------------------------------
 class NotAuthenticatedError(SohoaError):
     slug = "not-authenticated"
@@ -148,6 +155,7 @@ PROBLEM_TYPES: dict[str, type[SohoaError]] = {
         EncryptedFileError,
         UnsafeArchiveError,
         InvalidPersonalIdError,
+        WebhookUrlNotAllowedError,
         UnreadablePdfError,
         NotAuthenticatedError,
         InvalidCitizenTokenError,

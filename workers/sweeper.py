@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 
 from digitizer.config import Settings
 from digitizer.services.processing import record_failure
+from digitizer.services.webhooks import deliver_due
 from storage.db import Document, DocumentState, OutboxEntry, session_scope, utcnow
 from workers.queues import enqueue_process, get_queue, process_job_id
 
@@ -126,7 +127,8 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
 
 
 class Maintenance:
-    """Relays the outbox every ``relay_seconds`` and sweeps every ``sweep_seconds``.
+    """Relays the outbox every ``relay_seconds``, sweeps every ``sweep_seconds`` and
+    sends due webhooks every ``webhooks.deliver_seconds``.
 
     Driven by :meth:`tick` from the worker's own loop (its heartbeat), not from a
     thread: a thread that happens to hold a lock (an import, a connection pool)
@@ -137,6 +139,7 @@ class Maintenance:
         self.settings = settings
         self._last_relay = 0.0
         self._last_sweep = time.monotonic()  # the first sweep after one interval
+        self._last_webhooks = 0.0
 
     def tick(self) -> None:
         """Do whatever is due; never raises."""
@@ -148,6 +151,9 @@ class Maintenance:
             if now - self._last_sweep >= self.settings.worker.sweep_seconds:
                 self._last_sweep = now
                 sweep(self.settings)
+            if now - self._last_webhooks >= self.settings.webhooks.deliver_seconds:
+                self._last_webhooks = now
+                deliver_due(self.settings)
         except (OperationalError, RedisError) as exc:
             log.warning("maintenance: %s", type(exc).__name__)
         except Exception:

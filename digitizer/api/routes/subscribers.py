@@ -1,0 +1,87 @@
+"""Webhook subscribers (admin): register at an allow-listed host, list, revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
+
+from digitizer.api.deps import SessionDep, SettingsDep, requires
+from digitizer.models import Problem
+from digitizer.services import webhooks
+from digitizer.services.keys import Actor
+from storage.db import Subscriber
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+Admin = Annotated[Actor, Depends(requires("admin"))]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No valid key"},
+    403: {"model": Problem, "description": "Not an admin"},
+    404: {"model": Problem, "description": "No such subscriber"},
+    422: {"model": Problem, "description": "URL not allowed or client unknown"},
+}
+
+
+class SubscriberCreate(BaseModel):
+    """A system to notify: its name, its HTTPS endpoint, and the portal client whose
+    consent grants decide which citizens' events it receives."""
+
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=500)
+    client_id: str = Field(min_length=1, max_length=32, description="Key id of a portal client")
+
+
+class SubscriberPublic(BaseModel):
+    id: str
+    name: str
+    url: str
+    client_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    deliveries: dict[str, int] = Field(
+        default_factory=dict, description="Deliveries by status (pending, delivered, failed)"
+    )
+
+
+class SubscriberCreated(SubscriberPublic):
+    secret: str = Field(description="HMAC secret for X-Sohoa-Signature; shown once")
+
+
+def _public(session: Any, row: Subscriber) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "url": row.url,
+        "client_id": row.client_id,
+        "created_at": row.created_at,
+        "revoked_at": row.revoked_at,
+        "deliveries": webhooks.delivery_status(session, row.id),
+    }
+
+
+@router.post("/subscribers", status_code=201, response_model=SubscriberCreated, responses=_PROBLEMS)
+def create_subscriber(
+    body: SubscriberCreate, session: SessionDep, settings: SettingsDep, actor: Admin
+) -> SubscriberCreated:
+    """Register a webhook subscriber; the signing secret is in this answer only."""
+    row, secret = webhooks.register(
+        session, settings, actor, name=body.name, url=body.url, client_id=body.client_id
+    )
+    return SubscriberCreated(**_public(session, row), secret=secret)
+
+
+@router.get("/subscribers", response_model=list[SubscriberPublic], responses=_PROBLEMS)
+def list_subscribers(session: SessionDep, actor: Admin) -> list[SubscriberPublic]:
+    """Every subscriber (revoked ones too) with its delivery counts."""
+    return [SubscriberPublic(**_public(session, row)) for row in webhooks.list_subscribers(session)]
+
+
+@router.delete("/subscribers/{subscriber_id}", status_code=204, responses=_PROBLEMS)
+def revoke_subscriber(subscriber_id: str, session: SessionDep, actor: Admin) -> Response:
+    """Stop notifying a subscriber (pending deliveries are dropped as failed)."""
+    webhooks.revoke(session, actor, subscriber_id)
+    return Response(status_code=204)
