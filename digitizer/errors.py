@@ -119,6 +119,19 @@ class ForbiddenError(SohoaError):
     status = 403
 
 
+class TooManyFailedAuthError(SohoaError):
+    """Too many failed authentications from this client address or for this key prefix;
+    ``Retry-After`` says when to try again."""
+
+    slug = "too-many-failed-authentications"
+    title = "Too many failed authentication attempts"
+    status = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
 class NotFoundError(SohoaError):
     slug = "not-found"
     title = "Not found"
@@ -129,6 +142,29 @@ class ConflictError(SohoaError):
     slug = "conflict"
     title = "The document is not in a state that allows this"
     status = 409
+
+
+class ReviewFirstError(ConflictError):
+    """A document the pipeline was unsure of: a clerk reviews it before it is issued."""
+
+    slug = "review-first"
+    title = "The document must be reviewed by a clerk first"
+
+
+class InvalidRequestError(SohoaError):
+    """A request body that is well-formed but not acceptable (reason in ``detail``)."""
+
+    slug = "invalid-request"
+    title = "The request is not valid"
+    status = 422
+
+
+class InvalidCorrectionError(InvalidRequestError):
+    """A clerk's correction that names an unknown type or field or holds a malformed value
+    (``detail`` names the field, never repeats the value)."""
+
+    slug = "invalid-correction"
+    title = "The correction is not valid"
 
 
 # -- infrastructure ----------------------------------------------------------------------
@@ -160,8 +196,12 @@ PROBLEM_TYPES: dict[str, type[SohoaError]] = {
         NotAuthenticatedError,
         InvalidCitizenTokenError,
         ForbiddenError,
+        TooManyFailedAuthError,
         NotFoundError,
         ConflictError,
+        ReviewFirstError,
+        InvalidRequestError,
+        InvalidCorrectionError,
         ServiceUnavailableError,
     )
 }

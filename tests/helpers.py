@@ -14,18 +14,23 @@ from workers.queues import get_queue, get_redis
 from workers.sweeper import relay_outbox
 
 
-def make_key(settings: Settings, role: str = "clerk", name: str = "Nguyễn Văn Test") -> str:
-    """Create an API key with ``role``; returns the key."""
+def make_key(
+    settings: Settings,
+    role: str = "clerk",
+    name: str = "Nguyễn Văn Test",
+    office: str | None = None,
+) -> str:
+    """Create an API key with ``role`` (and ``office``); returns the key."""
     with session_scope(settings.db.url) as session:
-        _, key = create_key(session, name=name, role=role)
+        _, key = create_key(session, name=name, role=role, office=office)
     return key
 
 
-def client(settings: Settings, role: str | None = "clerk") -> TestClient:
-    """A test client for the app, authenticated with a fresh key of ``role``."""
+def client(settings: Settings, role: str | None = "clerk", office: str | None = None) -> TestClient:
+    """A test client for the app, authenticated with a fresh key of ``role`` (and ``office``)."""
     test_client = TestClient(create_app(settings), raise_server_exceptions=False)
     if role is not None:
-        test_client.headers["X-API-Key"] = make_key(settings, role)
+        test_client.headers["X-API-Key"] = make_key(settings, role, office=office)
     return test_client
 
 

@@ -9,8 +9,9 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from digitizer.api.ratelimit import FailedAuthLimiter
 from digitizer.config import Settings
-from digitizer.errors import ServiceUnavailableError
+from digitizer.errors import NotAuthenticatedError, ServiceUnavailableError, TooManyFailedAuthError
 from digitizer.services.intake import IntakeService
 from digitizer.services.keys import Actor, authenticate, require_role
 from storage.db import get_sessionmaker
@@ -57,19 +58,34 @@ IntakeDep = Annotated[IntakeService, Depends(get_intake)]
 
 
 def get_actor(
+    request: Request,
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="Personal or client API key")] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
-    """The authenticated caller (X-API-Key header, or Authorization: Bearer)."""
+    """The authenticated caller (X-API-Key header, or Authorization: Bearer).
+
+    Repeated failures from one client address, or for one key prefix, are refused
+    with 429 for a while (``ratelimit``), before the database is asked.
+    """
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()
+    limiter: FailedAuthLimiter | None = getattr(request.app.state, "auth_limiter", None)
+    buckets = FailedAuthLimiter.buckets(request.client.host if request.client else None, key)
+    if limiter is not None and (wait := limiter.retry_after(buckets)) is not None:
+        raise TooManyFailedAuthError(
+            "too many failed authentication attempts; try again later", retry_after=wait
+        )
     session = get_sessionmaker(settings.db.url)()
     try:
         actor = authenticate(session, key)
         session.commit()
         return actor
+    except NotAuthenticatedError:
+        if limiter is not None:
+            limiter.failed(buckets)
+        raise
     except OperationalError as exc:
         raise ServiceUnavailableError("the database is unavailable; try again") from exc
     finally:
@@ -86,6 +102,17 @@ def requires(*roles: str) -> Callable[..., Actor]:
     dependency.roles = roles  # type: ignore[attr-defined]  # read by the authorization tests
     return dependency
 
+
+#: A stated purpose for reading another office's records (``access.PURPOSE_POLICY``).
+Purpose = Annotated[
+    str | None,
+    Header(
+        alias="X-Purpose",
+        max_length=50,
+        description="Why another office's record is read (inspection, complaint, legal_request, "
+        "inter_office, verification, support); allowed per role, and audited",
+    ),
+]
 
 #: Staff who digitize and watch documents.
 Clerk = Annotated[Actor, Depends(requires("clerk", "approver"))]

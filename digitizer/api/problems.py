@@ -34,10 +34,14 @@ def problem_response(
 
 
 def problem_from_error(error: SohoaError, instance: str | None = None) -> JSONResponse:
-    """Render a domain error."""
-    return problem_response(
+    """Render a domain error (with ``Retry-After`` when the error says when to retry)."""
+    response = problem_response(
         error.status, error.title, error.detail, error.type_uri(), instance, **error.extra
     )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def install(app: FastAPI) -> None:

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digitizer.errors import ConflictError, NotFoundError
+from digitizer.services import access
+from digitizer.services.keys import Actor
 from storage.db import (
     SETTLED_STATES,
     Batch,
@@ -37,24 +39,39 @@ class Progress:
         return round(100.0 * self.settled / self.total, 1) if self.total else 100.0
 
 
-def get_document(session: Session, document_id: str) -> Document:
-    """A document by id.
+def get_document(
+    session: Session,
+    document_id: str,
+    actor: Actor | None = None,
+    purpose: str | None = None,
+    *,
+    write: bool = False,
+) -> Document:
+    """A document by id; for an ``actor``, only one they may see (``access``).
+
+    Without an actor (workers, the CLI) every document is found.
 
     Raises:
-        NotFoundError: no such document.
+        NotFoundError: no such document (or another office's: the same answer).
     """
+    if actor is not None:
+        return access.visible_document(session, actor, document_id, purpose, write=write)
     doc = session.get(Document, document_id) if len(document_id) <= 64 else None
     if doc is None:
         raise NotFoundError("no document with this id")
     return doc
 
 
-def get_batch(session: Session, batch_id: str) -> tuple[Batch, list[tuple[BatchItem, Document]]]:
-    """A batch and its documents in upload order.
+def get_batch(
+    session: Session, batch_id: str, actor: Actor | None = None, purpose: str | None = None
+) -> tuple[Batch, list[tuple[BatchItem, Document]]]:
+    """A batch and its documents in upload order; for an ``actor``, only their own.
 
     Raises:
-        NotFoundError: no such batch.
+        NotFoundError: no such batch (or another office's: the same answer).
     """
+    if actor is not None:
+        return access.visible_batch(session, actor, batch_id, purpose)
     batch = session.get(Batch, batch_id) if len(batch_id) <= 64 else None
     if batch is None:
         raise NotFoundError("no batch with this id")
@@ -99,7 +116,7 @@ REPROCESSABLE = frozenset(
 )
 
 
-def reprocess(session: Session, document_id: str) -> Document:
+def reprocess(session: Session, document_id: str, actor: Actor | None = None) -> Document:
     """Queue a document for the pipeline again (e.g. after a new OCR engine or model).
 
     Outputs whose step versions did not change are reused (derived-object keys
@@ -109,7 +126,7 @@ def reprocess(session: Session, document_id: str) -> Document:
         NotFoundError: no such document.
         ConflictError: the document is being processed, or was approved or issued.
     """
-    doc = get_document(session, document_id)
+    doc = get_document(session, document_id, actor, write=True)
     if doc.state not in REPROCESSABLE:
         raise ConflictError(f"a document in state {doc.state} cannot be reprocessed")
     doc.state = DocumentState.UPLOADED

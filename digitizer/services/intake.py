@@ -20,8 +20,10 @@ from digitizer.config import Settings
 from digitizer.errors import BadInputError, FileTooLargeError, ServiceUnavailableError
 from digitizer.pipeline.preflight import FileInfo, inspect_file, sniff
 from digitizer.pipeline.runner import store_preflight
+from digitizer.services import audit
 from digitizer.services.archive import ArchiveLimits, Member, read_zip
 from digitizer.services.citizens import CitizenRegistry, validate_pid
+from digitizer.services.keys import Actor
 from digitizer.services.processing import limits_from
 from storage.db import Batch, BatchItem, Citizen, Document, OutboxEntry, session_scope
 from storage.errors import ObjectStoreUnavailableError
@@ -135,8 +137,11 @@ class IntakeService:
         as_batch: bool = False,
         batch_name: str | None = None,
         citizen_pid: str | None = None,
+        actor: Actor | None = None,
     ) -> IntakeResult:
         """Accept files; returns accepted documents and, for batches, rejected files.
+
+        Documents are stamped with the uploading ``actor``'s office and key id.
 
         A single file that cannot be accepted raises its ``BadInputError``. In a batch,
         bad files are reported one by one and the good ones are accepted; an archive
@@ -184,7 +189,7 @@ class IntakeService:
                     session.flush()
                 seen: set[str] = set()
                 for position, item in enumerate(prepared):
-                    doc, duplicate = self._document(session, item, citizen)
+                    doc, duplicate = self._document(session, item, citizen, actor)
                     if batch is not None and doc.id not in seen:
                         session.add(
                             BatchItem(
@@ -197,11 +202,35 @@ class IntakeService:
                     seen.add(doc.id)
                     result.accepted.append(Accepted(item.filename, doc, duplicate))
                 result.batch = batch
+                self._audit(session, actor, result, citizen)
         except OperationalError as exc:
             raise ServiceUnavailableError(
                 "the database is unavailable; the upload was not accepted, try again"
             ) from exc
         return result
+
+    @staticmethod
+    def _audit(
+        session: Session, actor: Actor | None, result: IntakeResult, citizen: Citizen | None
+    ) -> None:
+        # Last in the transaction: the audit chain stays locked until the commit.
+        recorded: set[str] = set()
+        for accepted in result.accepted:
+            doc = accepted.document
+            if doc.id in recorded:
+                continue
+            recorded.add(doc.id)
+            detail: dict[str, str | bool] = {"duplicate": accepted.duplicate}
+            if result.batch is not None:
+                detail["batch_id"] = result.batch.id
+            audit.record(
+                session,
+                actor,
+                "document.create",
+                citizen_id=citizen.id if citizen else doc.citizen_id,
+                document_id=doc.id,
+                detail=detail,
+            )
 
     def _store_originals(self, prepared: list[_Prepared]) -> None:
         try:
@@ -224,9 +253,18 @@ class IntakeService:
         return self.citizens.get_or_create(session, pid)
 
     def _document(
-        self, session: Session, item: _Prepared, citizen: Citizen | None
+        self, session: Session, item: _Prepared, citizen: Citizen | None, actor: Actor | None
     ) -> tuple[Document, bool]:
-        existing = session.scalars(select(Document).where(Document.sha256 == item.sha256)).first()
+        # Deduplication is per office (unique index on sha256 and office): the same bytes
+        # from another office become a document of that office, never the first office's
+        # document, and its upload does not reveal that another office holds them. The
+        # original object (originals/{sha256}) and derived outputs are shared by hash.
+        office = actor.office if actor else None
+        same = select(Document).where(
+            Document.sha256 == item.sha256,
+            Document.office == office if office is not None else Document.office.is_(None),
+        )
+        existing = session.scalars(same).first()
         if existing is None:
             doc = Document(
                 sha256=item.sha256,
@@ -236,6 +274,8 @@ class IntakeService:
                 page_count=item.info.page_count,
                 has_signatures=item.info.has_signatures,
                 citizen_id=citizen.id if citizen else None,
+                office=office,
+                uploaded_by=actor.key_id if actor else None,
                 results={},
             )
             try:
@@ -247,9 +287,7 @@ class IntakeService:
                 return doc, False
             except IntegrityError:
                 # Another request stored the same bytes at the same moment.
-                existing = session.scalars(
-                    select(Document).where(Document.sha256 == item.sha256)
-                ).one()
+                existing = session.scalars(same).one()
         if citizen is not None and existing.citizen_id is None:
             existing.citizen_id = citizen.id
         return existing, True

@@ -20,6 +20,8 @@ from digitizer.errors import ForbiddenError, NotAuthenticatedError
 from storage.db import ApiKey, utcnow
 
 ROLES = ("clerk", "approver", "verifier", "portal", "admin")
+#: Roles of people who work for an office; their keys normally carry its code.
+STAFF_ROLES = ("clerk", "approver", "verifier", "admin")
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
@@ -48,6 +50,8 @@ def create_key(
     """Create a key; returns the row and the key itself (shown once, never stored)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role == "portal" and office:
+        raise ValueError("portal keys are clients acting under citizens' consent: no office")
     prefix = secrets.token_hex(6)
     key = f"sohoa_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
