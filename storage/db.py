@@ -178,6 +178,13 @@ class Document(Base):
             sql_text("coalesce(office, '')"),
             unique=True,
         ),
+        # Clerks' accent-insensitive full-text search (migration 0007, PostgreSQL only:
+        # SQLite searches with LIKE and has no such index; see digitizer.services.search).
+        Index(
+            "ix_documents_search",
+            sql_text("sohoa_search_vector(search_text)"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
     )
 
 
