@@ -167,30 +167,66 @@ def keys() -> None:
     "--role", required=True, type=click.Choice(["clerk", "approver", "verifier", "portal", "admin"])
 )
 @click.option("--name", required=True, help="Whose key this is.")
-@click.option("--office", default=None, help="Office the holder works for.")
-def keys_create(role: str, name: str, office: str | None) -> None:
+@click.option(
+    "--office",
+    default=None,
+    help="Code of the office the holder works for (staff); portals have none.",
+)
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Days until the key stops working (default: until revoked).",
+)
+def keys_create(role: str, name: str, office: str | None, expires_days: int | None) -> None:
     """Create a key and print it once (it is stored hashed)."""
-    from digitizer.services.keys import create_key
-    from storage.db import session_scope
+    from datetime import timedelta
+
+    from digitizer.services.keys import STAFF_ROLES, create_key
+    from storage.db import session_scope, utcnow
 
     settings = get_settings()
-    with session_scope(settings.db.url) as session:
-        row, key = create_key(session, name=name, role=role, office=office)
-        key_id = row.id
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+    try:
+        with session_scope(settings.db.url) as session:
+            row, key = create_key(
+                session, name=name, role=role, office=office, expires_at=expires_at
+            )
+            key_id = row.id
+    except ValueError as exc:
+        _fail(str(exc))
     click.echo(key)
     click.echo(f"key id {key_id}: shown once, keep it safe", err=True)
+    if role in STAFF_ROLES and not office:
+        click.echo("note: no --office: this key sees only documents without an office", err=True)
 
 
 @keys.command("list")
 def keys_list() -> None:
     """List keys (never the keys themselves)."""
-    from digitizer.services.keys import list_keys
-    from storage.db import session_scope
+    from datetime import datetime
 
+    from digitizer.services.keys import list_keys
+    from storage.db import session_scope, utcnow
+
+    def day(value: datetime | None) -> str:
+        return value.date().isoformat() if value else "-"
+
+    now = utcnow()
     with session_scope(get_settings().db.url) as session:
+        header = f"{'id':<32}  {'role':<9} {'status':<8} {'office':<16} expires    last used  name"
+        click.echo(header, err=True)  # stdout stays one key per line
         for row in list_keys(session):
-            status = "revoked" if row.revoked_at else "active"
-            click.echo(f"{row.id}  {row.role:<9} {status:<8} {row.name}")
+            if row.revoked_at:
+                status = "revoked"
+            elif row.expires_at is not None and row.expires_at <= now:
+                status = "expired"
+            else:
+                status = "active"
+            click.echo(
+                f"{row.id:<32}  {row.role:<9} {status:<8} {row.office or '-':<16} "
+                f"{day(row.expires_at):<10} {day(row.last_used_at):<10} {row.name}"
+            )
 
 
 @keys.command("revoke")
@@ -206,12 +242,55 @@ def keys_revoke(key_id: str) -> None:
     click.echo("revoked")
 
 
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit.command("anchor")
+def audit_anchor() -> None:
+    """Anchor the chain head now: TSA timestamp (if configured) and object-store copy."""
+    from digitizer.services.audit import anchor_now
+    from signing.errors import SigningError
+
+    settings = get_settings()
+    try:
+        result = anchor_now(settings)
+    except SigningError as exc:
+        _fail(exc.detail, 2)
+        return
+    if result is None:
+        click.echo("nothing new to anchor")
+        return
+    how = "timestamped by the TSA" if result.timestamped else "not timestamped (no TSA configured)"
+    click.echo(f"anchored event {result.seq} ({result.head_hash}), {how}; copy {result.object_key}")
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(as_json: bool) -> None:
+    """Recompute the chain and check its anchors; exit 3 naming the first bad event."""
+    from digitizer.services.audit import verify_now
+
+    report = verify_now(get_settings())
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    if not report.ok:
+        click.echo(f"sohoa: {report.summary()}", err=True)
+        sys.exit(3)
+    if not as_json:
+        click.echo(report.summary())
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
 # -- documents ---------------------------------------------------------------------------
 def _ocr_pages(file: Path, settings: Settings) -> list[Any]:
     """OCR (or read the text layer of) every page of a local file, lines in reading order."""
     from digitizer.pipeline import preflight, render
     from digitizer.pipeline.ocr import create_engine
-    from digitizer.pipeline.runner import text_layer_page
+    from digitizer.pipeline.orientation import OrientationDetector
+    from digitizer.pipeline.runner import read_page, text_layer_page
     from digitizer.services.processing import limits_from
 
     data = file.read_bytes()
@@ -219,6 +298,7 @@ def _ocr_pages(file: Path, settings: Settings) -> list[Any]:
     if info.kind == "zip":
         _fail("this command reads one image or PDF; use sohoa digitize for archives")
     engine = create_engine(settings.ocr) if info.needs_ocr else None
+    detector = OrientationDetector(settings.ocr.tessdata) if settings.ocr.orientation else None
     text_pages = frozenset(info.text_pages)
     doc = None
     if info.kind == "pdf" and text_pages:
@@ -232,8 +312,7 @@ def _ocr_pages(file: Path, settings: Settings) -> list[Any]:
             pages.append(text_layer_page(doc.load_page(index)))
         else:
             assert engine is not None
-            page = render.deskew(page) if settings.ocr.deskew else page
-            pages.append(engine.recognize(page.image, page.dpi))
+            pages.append(read_page(engine, page, settings.ocr.deskew, detector)[1])
     return pages
 
 
@@ -249,7 +328,8 @@ def ocr(file: Path) -> None:
 
 
 def _model_root(settings: Settings) -> Path:
-    return Path(settings.embedded.home) / "models"
+    # The same folder the workers load from (SOHOA_MODEL_DIR, else the embedded home's).
+    return settings.model_dir or Path(settings.embedded.home) / "models"
 
 
 @main.command()
@@ -278,12 +358,57 @@ def classify(file: Path, as_json: bool) -> None:
 
 @main.command()
 @click.option("--per-type", default=60, show_default=True, help="Generated documents per type.")
-def train(per_type: int) -> None:
-    """Train the document-type model (from generated documents) and make it current."""
-    from digitizer.pipeline.training import train_default
+@click.option(
+    "--labels/--no-labels",
+    default=True,
+    show_default=True,
+    help="Also learn from documents clerks reviewed (review labels in the configured database).",
+)
+def train(per_type: int, labels: bool) -> None:
+    """Train the document-type model from generated documents and clerks' reviewed documents
+    (corrections weighted), save it as a new version and make it current."""
+    from sqlalchemy.exc import SQLAlchemyError
 
-    model = train_default(_model_root(get_settings()), per_type=per_type)
-    click.echo(f"model {model.version} is current")
+    from digitizer.pipeline.training import train_default
+    from digitizer.services.review import labelled_examples
+    from storage.db import session_scope
+
+    settings = get_settings()
+    reviewed = []
+    if labels:
+        try:
+            with session_scope(settings.db.url) as session:
+                reviewed = labelled_examples(session)
+        except SQLAlchemyError as exc:
+            _fail(
+                f"cannot read review labels from the database ({type(exc).__name__}); "
+                "run `sohoa migrate`, check SOHOA_DB__URL, or train with --no-labels"
+            )
+    model = train_default(_model_root(settings), per_type=per_type, extra=reviewed)
+    corrected = sum(1 for e in reviewed if e.weight > 1.0)
+    click.echo(
+        f"model {model.version} is current "
+        f"({len(reviewed)} reviewed documents, {corrected} of them corrected)"
+    )
+
+
+def _issued_status(settings: Settings, data: bytes) -> str | None:
+    """The status of an e-copy issued here, or None (not ours, or no database to ask)."""
+    import hashlib
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from digitizer.services.issuing import status_of_file
+    from storage.db import session_scope
+
+    url = settings.db.url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None  # never create an empty database file just to verify
+    try:
+        with session_scope(url) as session:
+            return status_of_file(session, hashlib.sha256(data).hexdigest())
+    except SQLAlchemyError:
+        return None
 
 
 @main.command()
@@ -307,12 +432,18 @@ def train(per_type: int) -> None:
 def verify(
     file: Path, as_json: bool, detailed: bool, html_out: Path | None, pdf_out: Path | None
 ) -> None:
-    """Verify the signatures of a PDF. Exit 0 valid, 3 not valid, 2 unreadable."""
+    """Verify the signatures of a PDF. Exit 0 valid, 3 not valid, 2 unreadable.
+
+    For an e-copy issued by this deployment (its database reachable), the report also
+    gives its ``document_status`` (valid, superseded, revoked).
+    """
     from digitizer.services.verify import VerifyService
     from signing import report as reports
     from signing.validator import Verdict
 
-    report = VerifyService(get_settings()).verify(file.read_bytes())
+    settings = get_settings()
+    data = file.read_bytes()
+    report = VerifyService(settings).verify(data, document_status=_issued_status(settings, data))
     if html_out is not None:
         html_out.write_text(reports.to_html(report, filename=file.name), encoding="utf-8")
     if pdf_out is not None:

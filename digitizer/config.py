@@ -61,6 +61,8 @@ class OcrSettings(BaseModel):
     tessdata: str | None = None
     dpi: int = 300
     deskew: bool = True
+    #: Turn pages that read as sideways or upside down (Tesseract OSD, on suspicion only).
+    orientation: bool = True
     #: ``paddle`` engine (``pip install sohoa[paddle]``): a Vietnamese-capable recognition
     #: model folder in PaddleX inference format and the model name it was exported from.
     paddle_rec_model_dir: Path | None = None
@@ -176,6 +178,14 @@ class VaultSettings(BaseModel):
     max_consent_days: int = Field(default=365, ge=1, le=3650)
 
 
+class AuditSettings(BaseModel):
+    """The audit trail's anchoring (the chain head timestamped by the TSA at intervals)."""
+
+    #: How often a worker anchors the chain head (TSA token + object-store copy), in
+    #: seconds; 0 turns the periodic anchoring off (``sohoa audit anchor`` still works).
+    anchor_interval_s: float = Field(default=600.0, ge=0)
+
+
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack (``sohoa up``) keeps its state."""
 
@@ -200,6 +210,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -128,3 +129,124 @@ class ECopyPublic(BaseModel):
     issued_at: datetime
     verify_url: str
     download_url: str
+
+
+# -- the citizen vault -------------------------------------------------------------------
+class RevokeRequest(BaseModel):
+    """Revoke an e-copy (by its issuing office)."""
+
+    reason: str = Field(min_length=1, max_length=500, description="why, for the record")
+
+
+class ECopyDetail(BaseModel):
+    """An e-copy's metadata for staff (fields never include a personal id)."""
+
+    id: str
+    document_id: str
+    citizen_ref: str | None = Field(description="opaque citizen reference (None: not filed)")
+    doc_type: str | None
+    doc_number: str | None
+    office: str
+    issuer: str
+    issued_at: datetime
+    status: str = Field(description="valid, superseded or revoked")
+    valid_until: date | None
+    fields: dict[str, Any]
+    superseded_by: str | None
+    revoked_at: datetime | None
+    revocation_reason: str | None
+    updated_at: datetime
+    verify_url: str
+    download_url: str
+
+
+class ConsentRequest(BaseModel):
+    """A citizen's consent for a portal client (header X-Citizen-Token required)."""
+
+    client_id: str | None = Field(
+        default=None, max_length=32, description="portal client key id; default: the caller"
+    )
+    doc_types: list[str] = Field(min_length=1, max_length=20, description="document type codes")
+    purpose: str = Field(min_length=1, max_length=300)
+    expires_at: datetime | None = Field(default=None, description="end of the grant (with zone)")
+    valid_days: int | None = Field(default=None, ge=1, description="or: days from now")
+
+
+class ConsentGrantPublic(BaseModel):
+    """A consent grant as its citizen and portal see it."""
+
+    id: str
+    citizen_ref: str
+    client_id: str
+    doc_types: list[str]
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    status: str = Field(description="active, expired or revoked (at the time of the read)")
+
+
+class ConsentList(BaseModel):
+    """A citizen's grants, newest first."""
+
+    citizen_ref: str | None = Field(description="None: the citizen has no vault yet")
+    grants: list[ConsentGrantPublic]
+
+
+class PortalDocument(BaseModel):
+    """A citizen's e-copy as a portal client with consent sees it."""
+
+    id: str = Field(description="stable e-copy id")
+    doc_type: str | None
+    issuer: str
+    issued_at: datetime
+    status: str = Field(description="valid, superseded or revoked")
+    valid_until: date | None
+    fields: dict[str, Any]
+    verify_url: str
+
+
+class PortalDocumentList(BaseModel):
+    """The citizen's current e-copies of the granted types (ETag for cheap polling)."""
+
+    citizen_ref: str
+    documents: list[PortalDocument]
+
+
+class PortalDocumentDetail(PortalDocument):
+    """One e-copy with a short-lived link to the signed file (valid e-copies only)."""
+
+    superseded_by: str | None
+    revoked_at: datetime | None
+    download_url: str | None = Field(
+        description="presigned link to the signed PDF; None when superseded or revoked"
+    )
+    link_expires_at: datetime | None
+
+
+class AuditEventPublic(BaseModel):
+    """One audit event: who did what to which citizen's data, when, and why."""
+
+    seq: int = Field(description="position in the hash chain (1, 2, 3, ...)")
+    at: datetime
+    request_id: str | None
+    actor_id: str | None = Field(description="API key id; None for the CLI and workers")
+    actor_name: str | None
+    role: str | None
+    office: str | None
+    action: str = Field(description="dotted verb, e.g. document.read, ecopy.issue")
+    citizen_id: str | None = Field(description="opaque citizen reference (never the PID)")
+    document_id: str | None
+    purpose: str | None
+    detail: dict[str, Any] = Field(description="ids and statuses only")
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    """A page of audit events, newest first."""
+
+    events: list[AuditEventPublic]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next (older) page; None on the last page"
+    )

@@ -9,7 +9,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from digitizer import __version__
 from digitizer.api import problems
-from digitizer.api.routes import documents, health, search, subscribers, verify
+from digitizer.api.routes import documents, health, portal, search, subscribers, vault, verify
 from digitizer.config import Settings, get_settings
 from digitizer.errors import FileTooLargeError
 from digitizer.services.intake import IntakeService
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(documents.router)
     app.include_router(verify.router)
+    app.include_router(vault.router)
+    app.include_router(portal.router)
     app.include_router(subscribers.router)
     app.include_router(search.router)
     return app

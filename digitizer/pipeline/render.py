@@ -19,7 +19,7 @@ import pymupdf
 from PIL import Image, ImageOps
 
 NAME = "render"
-VERSION = "1"
+VERSION = "2"  # 2: pages read sideways or upside down are turned (pipeline/orientation.py)
 
 PDF_DPI = 300
 MIN_DPI = 200
@@ -37,6 +37,17 @@ class RenderedPage:
     skew: float = 0.0
     #: False when EXIF orientation turned the image: its stored pixels are not upright.
     exif_upright: bool = True
+    #: Quarter turns (counter-clockwise degrees) applied to make the page upright.
+    rotation: int = 0
+
+
+def turned(page: RenderedPage, degrees: int) -> RenderedPage:
+    """The page turned counter-clockwise by a multiple of 90 degrees (skew reset)."""
+    degrees %= 360
+    if degrees == 0:
+        return page
+    image = page.image.rotate(degrees, expand=True)
+    return RenderedPage(image, page.dpi, 0.0, page.exif_upright, (page.rotation + degrees) % 360)
 
 
 def iter_pages(
@@ -124,7 +135,9 @@ def estimate_skew(gray: np.ndarray) -> float:
     def score(angle: float) -> float:
         h, w = ink.shape
         matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        rotated = cv2.warpAffine(ink, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        rotated = cv2.warpAffine(
+            ink, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0.0, 0.0, 0.0, 0.0)
+        )
         rows = rotated.sum(axis=1)
         return float(np.square(np.diff(rows)).sum())
 
@@ -141,9 +154,9 @@ def deskew(page: RenderedPage) -> RenderedPage:
     gray = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
     angle = estimate_skew(gray)
     if abs(angle) < 0.15:
-        return RenderedPage(page.image, page.dpi, 0.0, page.exif_upright)
+        return RenderedPage(page.image, page.dpi, 0.0, page.exif_upright, page.rotation)
     h, w = gray.shape
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    border = 255 if arr.ndim == 2 else (255, 255, 255)
+    border = (255.0, 255.0, 255.0, 255.0)  # a cv::Scalar: white in any channel count
     rotated = cv2.warpAffine(arr, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=border)
-    return RenderedPage(Image.fromarray(rotated), page.dpi, angle, page.exif_upright)
+    return RenderedPage(Image.fromarray(rotated), page.dpi, angle, page.exif_upright, page.rotation)

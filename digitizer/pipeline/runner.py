@@ -21,7 +21,7 @@ from typing import Any
 
 import pymupdf
 
-from digitizer.pipeline import preflight, render, textpdf
+from digitizer.pipeline import orientation, preflight, render, textpdf
 from digitizer.pipeline.ocr import OcrEngine, OcrLine, OcrPage
 from digitizer.pipeline.preflight import FileInfo, Limits
 from storage.objects import ObjectStore, derived_key, original_key
@@ -88,6 +88,31 @@ def text_layer_page(page: pymupdf.Page, dpi: int = render.PDF_DPI) -> OcrPage:
     return result
 
 
+def read_page(
+    engine: OcrEngine,
+    fresh: render.RenderedPage,
+    deskew: bool = True,
+    detector: orientation.OrientationDetector | None = None,
+) -> tuple[render.RenderedPage, OcrPage]:
+    """Deskew and read one rendered page; a page that reads as if sideways or upside
+    down is turned (when ``detector`` is given) and read again, the better reading kept.
+    Returns the page as read (turned, deskewed) and its lines."""
+    page = render.deskew(fresh) if deskew else fresh
+    ocr_page = engine.recognize(page.image, page.dpi)
+    if detector is not None and orientation.suspicious(ocr_page, page.image):
+        found = detector.detect(fresh.image, fresh.dpi)
+        if found.degrees and found.confidence >= orientation.MIN_OSD_CONFIDENCE:
+            turned = render.turned(fresh, found.degrees)
+            turned = render.deskew(turned) if deskew else turned
+            second = engine.recognize(turned.image, turned.dpi)
+            if not orientation.suspicious(second, turned.image) or (second.confidence or 0.0) > (
+                ocr_page.confidence or 0.0
+            ):
+                page, ocr_page = turned, second
+    ocr_page.skew, ocr_page.rotation = page.skew, page.rotation
+    return page, ocr_page
+
+
 def preflight_key(sha256: str) -> str:
     """Where preflight's findings for an original are kept."""
     return derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
@@ -108,12 +133,14 @@ class Pipeline:
         limits: Limits,
         *,
         deskew: bool = True,
+        orient: bool = True,
         signature_check: SignatureCheck | None = None,
     ):
         self.store = store
         self.engine = engine
         self.limits = limits
         self.deskew = deskew
+        self.orientation = orientation.OrientationDetector() if orient else None
         self.signature_check = signature_check
 
     # -- versions ----------------------------------------------------------------------
@@ -181,14 +208,13 @@ class Pipeline:
                     pdf_items.append(textpdf.PdfPage(source_page=index))
                     continue
                 t0 = time.perf_counter()
-                page = render.deskew(fresh) if self.deskew else fresh
-                timings["render"] = timings.get("render", 0.0) + time.perf_counter() - t0
-                t0 = time.perf_counter()
                 if stored_pages is not None:
+                    # Turned and deskewed as it was when it was read (deterministic).
                     ocr_page = stored_pages[index]
+                    page = render.turned(fresh, ocr_page.rotation)
+                    page = render.deskew(page) if self.deskew else page
                 else:
-                    ocr_page = self.engine.recognize(page.image, page.dpi)
-                    ocr_page.skew = page.skew
+                    page, ocr_page = read_page(self.engine, fresh, self.deskew, self.orientation)
                 timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
                 pages.append(ocr_page)
                 if need_pdf:
@@ -256,7 +282,7 @@ class Pipeline:
     ) -> textpdf.PdfPage:
         """Keep the original pixels where nothing was rotated: an unrotated scanned PDF
         page is copied as it is, a JPEG scan embedded as it is (no re-encoding loss)."""
-        if page.skew == 0.0:
+        if page.skew == 0.0 and page.rotation == 0:
             if source_doc is not None and source_doc.load_page(index).rotation == 0:
                 return textpdf.PdfPage(ocr=ocr_page, source_page=index)
             if info.kind == "jpeg" and info.page_count == 1 and page.exif_upright:

@@ -4,6 +4,12 @@ Signing happens here, on approval, never inside the OCR pipeline. The e-copy is 
 new object (``ecopies/{document}/{sha256}.pdf``); the scan and its searchable PDF
 are kept as they are. Its QR code carries a random 128-bit code whose public
 check shows only type, issuer, issue date and status.
+
+A document is issued once a clerk approved it after review (``approved``), or when
+the pipeline was sure of it (``ready``: the approver's issue is then the approval).
+A document the pipeline was unsure of (``needs_review``) is refused until reviewed.
+The e-copy records the citizen, type, reviewed field values (never a personal id),
+number and validity, and is filed in the citizen's vault (``services.vault``).
 """
 
 from __future__ import annotations
@@ -16,15 +22,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digitizer.config import Settings
-from digitizer.errors import ConflictError, ForbiddenError, NotFoundError
-from digitizer.services.documents import get_document
+from digitizer.errors import ConflictError, ForbiddenError, NotFoundError, ReviewFirstError
+from digitizer.services import access, audit, vault, webhooks
 from digitizer.services.keys import Actor
 from digitizer.services.signing import SigningService
 from storage.db import Document, DocumentState, ECopy, ECopyStatus, utcnow
 from storage.objects import ObjectStore
 
-#: Documents an approver may issue: processed, or reviewed by a clerk.
-ISSUABLE = frozenset({DocumentState.READY, DocumentState.NEEDS_REVIEW})
+#: Documents an approver may issue: approved after review, or processed with certainty.
+ISSUABLE = frozenset({DocumentState.APPROVED, DocumentState.READY})
 
 
 def verification_url(settings: Settings, code: str) -> str:
@@ -49,21 +55,36 @@ class IssuingService:
         office_code: str,
         signer_name: str | None = None,
     ) -> ECopy:
-        """Approve a document and sign its e-copy for ``office_code``.
+        """Approve a document, sign its e-copy for ``office_code`` and file it in the vault.
 
         Raises:
             NotFoundError: no such document or office.
             ForbiddenError: the approver works for another office.
+            ReviewFirstError: the document waits for a clerk's review.
             ConflictError: the document is not ready to be issued.
         """
         if office_code not in self.offices:
             raise NotFoundError("no signing key is configured for this office")
         if actor.office is not None and actor.office != office_code:
             raise ForbiddenError("an approver signs only for their own office")
-        doc: Document = get_document(session, document_id)
+        doc = (
+            session.scalars(
+                select(Document).where(Document.id == document_id).with_for_update()
+            ).first()
+            if 0 < len(document_id) <= 32
+            else None
+        )
+        if doc is None or not access.in_scope(actor, doc.office):
+            # Another office's document is answered like a missing one (never issued).
+            raise NotFoundError("no document with this id")
+        if doc.state == DocumentState.NEEDS_REVIEW:
+            raise ReviewFirstError(
+                "review first: a clerk must review and approve this document before it is issued"
+            )
         if doc.state not in ISSUABLE:
             raise ConflictError(f"a document in state {doc.state} cannot be issued")
-        source = (doc.results or {}).get("searchable_pdf")
+        results = doc.results or {}
+        source = results.get("searchable_pdf")
         if not source:
             raise ConflictError("the document has no searchable PDF to sign")
         code = secrets.token_urlsafe(16)
@@ -76,23 +97,46 @@ class IssuingService:
         digest = hashlib.sha256(signed).hexdigest()
         key = f"ecopies/{doc.id}/{digest}.pdf"
         self.store.put_bytes(key, signed, "application/pdf")
-        for older in session.scalars(
-            select(ECopy).where(ECopy.document_id == doc.id, ECopy.status == ECopyStatus.VALID)
-        ):
-            older.status = ECopyStatus.SUPERSEDED
+        fields = vault.reviewed_fields(results)
+        doc_type = doc.doc_type or vault.reviewed_type(results)
+        doc_number = doc.doc_number or fields.get("document_number")
         ecopy = ECopy(
             document_id=doc.id,
             code=code,
             office_code=office_code,
             issuer=self.offices[office_code],
-            doc_type=(doc.results or {}).get("doc_type"),
+            doc_type=doc_type,
             object_key=key,
             sha256=digest,
             approved_by=actor.key_id,
             issued_at=utcnow(),
+            citizen_id=doc.citizen_id,
+            fields=fields,
+            doc_number=str(doc_number)[:100] if doc_number else None,
+            valid_until=vault.parse_date(fields.get("valid_until")),
         )
         session.add(ecopy)
+        approved_from = doc.state
         doc.state = DocumentState.ISSUED
+        doc.doc_type = doc.doc_type or doc_type
+        doc.doc_number = doc.doc_number or ecopy.doc_number
+        session.flush()
+        replaced = vault.file_ecopy(session, ecopy, actor)
+        audit.record(
+            session,
+            actor,
+            "ecopy.issue",
+            citizen_id=ecopy.citizen_id,
+            document_id=doc.id,
+            detail={
+                "ecopy_id": ecopy.id,
+                "office": office_code,
+                "doc_type": doc_type,
+                "from_state": approved_from,
+                "superseded": [old.id for old in replaced],
+            },
+        )
+        webhooks.enqueue_event(session, ecopy, "issued")
         session.flush()
         return ecopy
 
@@ -143,13 +187,18 @@ def by_code(session: Session, code: str) -> ECopy:
     return ecopy
 
 
-def status_of_file(session: Session, sha256: str) -> str | None:
-    """The status of an e-copy issued by this deployment, from the file's hash."""
+def ecopy_of_file(session: Session, sha256: str) -> ECopy | None:
+    """The e-copy issued by this deployment whose file (or an earlier version) has this hash."""
     ecopy = session.scalars(select(ECopy).where(ECopy.sha256 == sha256)).first()
     if ecopy is None:
         # A copy saved before a renewal: compare with the earlier versions' hashes.
         for candidate in session.scalars(select(ECopy).where(ECopy.renewed_at.is_not(None))):
             if sha256 in (candidate.previous_sha256 or []):
-                return candidate.status
-        return None
-    return ecopy.status
+                return candidate
+    return ecopy
+
+
+def status_of_file(session: Session, sha256: str) -> str | None:
+    """The status of an e-copy issued by this deployment, from the file's hash."""
+    ecopy = ecopy_of_file(session, sha256)
+    return ecopy.status if ecopy is not None else None

@@ -29,7 +29,7 @@ from digitizer.pipeline.fingerprint import Fingerprint, fingerprint, similarity
 from digitizer.pipeline.ocr import OcrEngine
 from digitizer.pipeline.preflight import Limits
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
-from digitizer.pipeline.training import ModelError, load_model
+from digitizer.pipeline.training import CURRENT_FILE, ModelError, load_model
 from digitizer.services.verify import VerifyService
 from signing import report as reports
 from storage.db import (
@@ -102,15 +102,34 @@ class ProcessingService:
             engine,
             limits_from(settings),
             deskew=settings.ocr.deskew,
+            orient=settings.ocr.orientation,
             signature_check=self._check_signatures,
         )
         self._verifier: VerifyService | None = None
         self._classifier: Classifier | bool | None = None  # False: no model available
+        #: The ``current`` pointer the loaded classifier was read under (None: no pointer).
+        self._classifier_current: str | None = None
+
+    def _model_root(self) -> Path:
+        return self.settings.model_dir or Path(self.settings.embedded.home) / "models"
 
     def _classifier_or_none(self) -> Classifier | None:
-        """The document-type classifier, loaded once; None when no model is trained."""
+        """The document-type classifier; None when no model is trained.
+
+        Loaded once per process and loaded again only when the model folder's ``current``
+        pointer names another version (``sohoa train`` ran): one small file read per document
+        lets running workers pick up a retrained model without a restart.
+        """
+        root = self._model_root()
+        pointer = root / CURRENT_FILE
+        try:
+            current = pointer.read_text().strip() if pointer.is_file() else None
+        except OSError:
+            current = None
+        if self._classifier is not None and current != self._classifier_current:
+            self._classifier = None
         if self._classifier is None:
-            root = self.settings.model_dir or Path(self.settings.embedded.home) / "models"
+            self._classifier_current = current
             try:
                 self._classifier = Classifier(load_model(root))
             except ModelError as exc:
@@ -132,6 +151,7 @@ class ProcessingService:
             "fields": fields_to_dict(fields),
             "review": reasons,
             "classifier_version": classifier.version,
+            "model_version": classifier.model.version if classifier.model else None,
         }, reasons
 
     def _check_signatures(self, pdf: bytes) -> dict[str, Any]:
@@ -205,6 +225,9 @@ class ProcessingService:
             doc = session.get(Document, document_id)
             if doc is None:
                 return "missing"
+            # A clerk's corrections outlive a reprocess (a new model proposes, the clerk's
+            # answer stands until approval).
+            corrections = (doc.results or {}).get("corrections")
             doc.page_count = result.info.page_count
             doc.has_signatures = result.info.has_signatures
             doc.ocr_confidence = round(confidence, 2) if confidence is not None else None
@@ -219,6 +242,9 @@ class ProcessingService:
                 "timings": {k: round(v, 3) for k, v in result.timings.items()},
                 **classified,
             }
+            if corrections:
+                doc.results = {**doc.results, "corrections": corrections}
+            self._copy_out(doc, classified, result)
             if result.signatures is not None:
                 doc.results = {**doc.results, "signatures": result.signatures}
                 verdict = result.signatures.get("verdict")
@@ -239,10 +265,24 @@ class ProcessingService:
             doc.finished_at = utcnow()
             return doc.state
 
+    @staticmethod
+    def _copy_out(doc: Document, classified: dict[str, Any], result: PipelineResult) -> None:
+        """Columns for queries and search: type, number, model version, recognised text."""
+        corrections = (doc.results or {}).get("corrections") or {}
+        corrected_fields = corrections.get("fields") or {}
+        doc.doc_type = corrections.get("doc_type") or classified.get("doc_type")
+        number = corrected_fields.get("document_number")
+        if number is None and "document_number" not in corrected_fields:
+            number = (classified.get("fields") or {}).get("document_number", {}).get("value")
+        doc.doc_number = str(number)[:100] if number else None
+        doc.model_version = classified.get("model_version")
+        # PostgreSQL text cannot hold NUL; pages stay separated by form feeds.
+        doc.search_text = result.text.replace("\x00", "") or None
+
     def _near_duplicate(
         self, session: Session, doc: Document, print_: Fingerprint
     ) -> tuple[Document, float] | None:
-        """An earlier document of the same citizen (or batch) with nearly the same text."""
+        """An earlier document of the same citizen (or batch) and office, nearly the same text."""
         scope: list[Any] = []
         if doc.citizen_id is not None:
             scope.append(Document.citizen_id == doc.citizen_id)
@@ -254,6 +294,10 @@ class ProcessingService:
                 or_(*scope),
                 Document.id != doc.id,
                 Document.fingerprint.is_not(None),
+                # Never point at another office's document (it must stay invisible).
+                Document.office == doc.office
+                if doc.office is not None
+                else Document.office.is_(None),
             )
         )
         best: tuple[Document, float] | None = None

@@ -79,10 +79,12 @@ def verify(
     return JSONResponse(body)
 
 
+#: The QR check states the document's standing (the signature itself is checked by
+#: POST /v1/verify): a revoked or replaced e-copy must not be taken as current.
 _STATUS_LABELS = {
     "valid": "Hợp lệ",
-    "superseded": "Hợp lệ (đã có bản mới)",
-    "revoked": "Hợp lệ (văn bản đã bị thu hồi)",
+    "superseded": "Đã có bản mới thay thế",
+    "revoked": "Văn bản đã bị thu hồi",
 }
 
 

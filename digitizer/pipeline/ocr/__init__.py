@@ -36,6 +36,7 @@ class OcrPage:
     dpi: int = 300
     source: str = "ocr"  # "ocr" or "text-layer" (born-digital PDF page)
     skew: float = 0.0  # degrees the page was rotated before OCR
+    rotation: int = 0  # quarter turns (0/90/180/270, counter-clockwise) that made it upright
 
     @property
     def text(self) -> str:
@@ -58,6 +59,7 @@ class OcrPage:
             "dpi": self.dpi,
             "source": self.source,
             "skew": self.skew,
+            "rotation": self.rotation,
             "confidence": self.confidence,
             "lines": [
                 {"text": ln.text, "bbox": list(ln.bbox), "confidence": round(ln.confidence, 2)}
@@ -88,6 +90,7 @@ class OcrPage:
             dpi=int(data["dpi"]),  # type: ignore[call-overload]
             source=str(data["source"]),
             skew=float(data.get("skew", 0.0)),  # type: ignore[arg-type]
+            rotation=int(data.get("rotation", 0)),  # type: ignore[call-overload]
         )
 
 

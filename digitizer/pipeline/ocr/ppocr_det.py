@@ -154,7 +154,7 @@ def _box_score(prob: np.ndarray, points: np.ndarray) -> float:
     x1 = min(int(points[:, 0].max()), prob.shape[1] - 1)
     y1 = min(int(points[:, 1].max()), prob.shape[0] - 1)
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
-    cv2.fillPoly(mask, [(points - [x0, y0]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [(points - [x0, y0]).astype(np.int32)], (1.0,))
     return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
 
 

@@ -80,7 +80,10 @@ class TesseractEngine:
             iterator = api.GetIterator()
             if iterator is not None:
                 for item in tesserocr.iterate_level(iterator, word_level):
-                    text = (item.GetUTF8Text(word_level) or "").strip()
+                    try:
+                        text = (item.GetUTF8Text(word_level) or "").strip()
+                    except RuntimeError:  # "No text returned": an empty region, no word
+                        text = ""
                     box = item.BoundingBox(word_level)
                     if item.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or not lines:
                         lines.append([])
