@@ -127,8 +127,9 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
 
 
 class Maintenance:
-    """Relays the outbox every ``relay_seconds``, sweeps every ``sweep_seconds`` and
-    sends due webhooks every ``webhooks.deliver_seconds``.
+    """Relays the outbox every ``relay_seconds``, sweeps every ``sweep_seconds``,
+    sends due webhooks every ``webhooks.deliver_seconds`` and anchors the audit
+    chain every ``audit.anchor_interval_s``.
 
     Driven by :meth:`tick` from the worker's own loop (its heartbeat), not from a
     thread: a thread that happens to hold a lock (an import, a connection pool)
@@ -140,6 +141,7 @@ class Maintenance:
         self._last_relay = 0.0
         self._last_sweep = time.monotonic()  # the first sweep after one interval
         self._last_webhooks = 0.0
+        self._last_anchor = 0.0  # anchor() itself skips when a recent anchor exists
 
     def tick(self) -> None:
         """Do whatever is due; never raises."""
@@ -158,3 +160,20 @@ class Maintenance:
             log.warning("maintenance: %s", type(exc).__name__)
         except Exception:
             log.exception("maintenance failed")
+        interval = self.settings.audit.anchor_interval_s
+        if interval > 0 and now - self._last_anchor >= interval:
+            self._last_anchor = now
+            self._anchor(interval)
+
+    def _anchor(self, interval: float) -> None:
+        """Anchor the audit chain's head (TSA token + object-store copy); never raises."""
+        from digitizer.services import audit
+        from signing.errors import SigningError
+        from storage.errors import StorageError
+
+        try:
+            audit.anchor_now(self.settings, min_interval_s=interval * 0.9)
+        except (OperationalError, SigningError, StorageError) as exc:
+            log.warning("audit anchoring failed, retried next interval: %s", type(exc).__name__)
+        except Exception:
+            log.exception("audit anchoring failed")

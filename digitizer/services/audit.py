@@ -4,27 +4,54 @@ Each event's hash covers its content and the previous event's hash, so editing,
 inserting, deleting or reordering events breaks the chain from that point on.
 Events carry opaque references (citizen id, document id), never personal ids,
 names or keys.
+
+Deleting the *newest* events leaves a shorter chain that is still consistent, so
+the head is anchored at intervals (:func:`anchor`): an ``AuditAnchor`` row holds
+the head's sequence number and hash with an RFC 3161 timestamp token from the
+configured TSA, and a copy of the anchor goes to the object store
+(``audit/anchors/{seq}.json``). :func:`verify` recomputes the chain, checks every
+anchor (database and object store) against it and reports the first bad event.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import hashlib
 import json
+import logging
 from contextvars import ContextVar
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from digitizer.errors import BadInputError
 from digitizer.services.keys import Actor
-from storage.db import AuditEvent, utcnow
+from storage.db import AuditAnchor, AuditEvent, utcnow
+
+if TYPE_CHECKING:
+    from digitizer.config import Settings
+    from storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
 
 #: The hash before the first event.
 GENESIS = "0" * 64
 
 #: The id of the HTTP request being served (set by the API's middleware).
 request_id_var: ContextVar[str | None] = ContextVar("sohoa_request_id", default=None)
+
+#: Where copies of the anchors go in the object store.
+ANCHOR_PREFIX = "audit/anchors/"
+
+#: Rows fetched per round trip while verifying (the log is streamed, never loaded whole).
+VERIFY_CHUNK = 1000
+
+#: Problems listed in a report at most (the first one is what matters).
+MAX_PROBLEMS = 100
 
 _CHAINED = (
     "seq",
@@ -44,11 +71,13 @@ _CHAINED = (
 
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
+        # The same instant gives the same text whatever zone the driver returns it in.
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         return value.isoformat(timespec="microseconds")
     return value
 
 
-def event_hash(event: AuditEvent, prev_hash: str) -> str:
+def event_hash(event: Any, prev_hash: str) -> str:
     """SHA-256 over the previous hash and the event's canonical JSON."""
     body = {name: _value(getattr(event, name)) for name in _CHAINED}
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -56,11 +85,18 @@ def event_hash(event: AuditEvent, prev_hash: str) -> str:
 
 
 def _lock_chain(session: Session) -> None:
-    # One writer at a time appends: the next seq and prev_hash must be the head's.
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
+    """One writer at a time appends: the next seq and prev_hash must be the head's.
 
+    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback
+    (after the commit is visible, so the next writer reads the new head). SQLite: a
+    no-op UPDATE takes the database's write lock now (waiting ``busy_timeout``), before
+    the head is read, instead of at the INSERT.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(7310001)"))
+    elif dialect == "sqlite":
+        session.execute(update(AuditEvent).where(AuditEvent.seq < 0).values(seq=AuditEvent.seq))
 
 
 def record(
@@ -76,7 +112,8 @@ def record(
     """Append an event in the caller's transaction (it lands or vanishes with the change).
 
     ``action`` is a dotted verb such as ``document.read`` or ``consent.create``;
-    ``detail`` holds ids and statuses only, never personal data.
+    ``detail`` holds ids and statuses only, never personal data. Call it last in a
+    transaction: the chain stays locked until the transaction ends.
     """
     _lock_chain(session)
     head = session.execute(
@@ -102,3 +139,387 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+# -- queries ------------------------------------------------------------------------------
+def search(
+    session: Session,
+    *,
+    citizen_id: str | None = None,
+    document_id: str | None = None,
+    actor_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[AuditEvent], str | None]:
+    """Events matching every given filter, newest first; and the cursor of the next page.
+
+    ``since`` is inclusive, ``until`` exclusive. The cursor is opaque to callers.
+
+    Raises:
+        BadInputError: a malformed cursor.
+    """
+    query = select(AuditEvent)
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise BadInputError("the cursor is not one this API returned")
+        query = query.where(AuditEvent.seq < int(cursor))
+    for column, value in (
+        (AuditEvent.citizen_id, citizen_id),
+        (AuditEvent.document_id, document_id),
+        (AuditEvent.actor_id, actor_id),
+        (AuditEvent.action, action),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
+    following = str(rows[limit - 1].seq) if len(rows) > limit else None
+    return rows[:limit], following
+
+
+# -- anchors ------------------------------------------------------------------------------
+def anchor_key(seq: int) -> str:
+    """Object-store key of the anchor copy for head ``seq``."""
+    return f"{ANCHOR_PREFIX}{seq:012d}.json"
+
+
+def anchor_message(seq: int, head_hash: str) -> bytes:
+    """What the TSA timestamps: the head's sequence number and hash."""
+    return f"sohoa-audit-anchor:{seq}:{head_hash}".encode()
+
+
+def head(session: Session) -> tuple[int, str] | None:
+    """The newest event's (seq, hash), or None for an empty log."""
+    row = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorResult:
+    """What :func:`anchor` did."""
+
+    seq: int
+    head_hash: str
+    timestamped: bool
+    object_key: str
+
+
+def anchor(
+    session: Session,
+    settings: Settings,
+    store: ObjectStore,
+    *,
+    min_interval_s: float | None = None,
+) -> AnchorResult | None:
+    """Anchor the current head: TSA token (when a TSA is configured), object-store copy, row.
+
+    Returns None when there is nothing to anchor: an empty log, a head already
+    anchored, or (with ``min_interval_s``) an anchor younger than that. The copy goes
+    to the object store before the row is written, so every anchor row has its copy.
+
+    Raises:
+        signing.errors.TimestampUnavailableError: the TSA did not answer (nothing written).
+        storage.errors.ObjectStoreUnavailableError: the copy could not be written
+            (nothing written).
+    """
+    current = head(session)
+    if current is None:
+        return None
+    seq, head_hash = current
+    last = session.scalars(
+        select(AuditAnchor).order_by(AuditAnchor.seq.desc(), AuditAnchor.id.desc()).limit(1)
+    ).first()
+    if last is not None and last.seq >= seq:
+        return None
+    if (
+        min_interval_s
+        and last is not None
+        and utcnow() - last.created_at < timedelta(seconds=min_interval_s)
+    ):
+        return None
+    token: bytes | None = None
+    tsa_url = settings.signing.tsa_url
+    if tsa_url:
+        from signing.signer import TimestampConfig
+        from signing.timestamp import timestamp_message
+
+        token = timestamp_message(TimestampConfig(tsa_url), anchor_message(seq, head_hash))
+    created = utcnow()
+    copy = {
+        "version": 1,
+        "seq": seq,
+        "head_hash": head_hash,
+        "created_at": created.isoformat(timespec="microseconds"),
+        "token": base64.b64encode(token).decode() if token else None,
+    }
+    key = anchor_key(seq)
+    store.put_bytes(key, json.dumps(copy, indent=1).encode(), "application/json")
+    session.add(AuditAnchor(seq=seq, head_hash=head_hash, token=token, created_at=created))
+    session.flush()
+    log.info("audit chain anchored at event %d (timestamped: %s)", seq, token is not None)
+    return AnchorResult(seq=seq, head_hash=head_hash, timestamped=token is not None, object_key=key)
+
+
+def anchor_now(settings: Settings, *, min_interval_s: float | None = None) -> AnchorResult | None:
+    """:func:`anchor` in a transaction of its own, with the configured object store."""
+    from digitizer.services.wiring import object_store
+    from storage.db import session_scope
+
+    store = object_store(settings)
+    store.ensure_bucket()
+    with session_scope(settings.db.url) as session:
+        return anchor(session, settings, store, min_interval_s=min_interval_s)
+
+
+# -- verification -------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Something wrong at one event of the chain."""
+
+    seq: int
+    problem: str
+
+    def line(self) -> str:
+        return f"event {self.seq}: {self.problem}"
+
+
+@dataclasses.dataclass
+class _Anchor:
+    source: str  # "database" or "object store"
+    name: str  # anchor row id or object key
+    seq: int
+    head_hash: str
+    token: bytes | None
+    created_at: str | None
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`."""
+
+    events: int = 0
+    first_seq: int | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None
+    db_anchors: int = 0
+    store_anchors: int = 0
+    timestamped_anchors: int = 0
+    tsa_signatures_checked: bool = False
+    newest_anchor_seq: int | None = None
+    newest_anchor_time: str | None = None
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    more_problems: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return min(self.problems, key=lambda p: p.seq) if self.problems else None
+
+    def add(self, seq: int, problem: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(seq, problem))
+        else:
+            self.more_problems += 1
+
+    def summary(self) -> str:
+        """One line: the first bad event, or what was checked."""
+        first = self.first_problem
+        if first is not None:
+            return f"audit trail broken at {first.line()}"
+        anchors = f"{self.db_anchors} anchors ({self.timestamped_anchors} timestamped)"
+        return (
+            f"audit trail intact: {self.events} events up to {self.head_seq or 0}, "
+            f"{anchors}, {self.store_anchors} anchor copies in the object store"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        first = self.first_problem
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "first_seq": self.first_seq,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "anchors": {
+                "database": self.db_anchors,
+                "object_store": self.store_anchors,
+                "timestamped": self.timestamped_anchors,
+                "tsa_signatures_checked": self.tsa_signatures_checked,
+                "newest_seq": self.newest_anchor_seq,
+                "newest_at": self.newest_anchor_time,
+            },
+            "first_problem": dataclasses.asdict(first) if first else None,
+            "problems": [dataclasses.asdict(p) for p in sorted(self.problems, key=lambda p: p.seq)],
+            "more_problems": self.more_problems,
+            "warnings": self.warnings,
+        }
+
+
+def _db_anchors(session: Session) -> list[_Anchor]:
+    return [
+        _Anchor(
+            source="database",
+            name=f"anchor {row.id}",
+            seq=int(row.seq),
+            head_hash=row.head_hash,
+            token=row.token,
+            created_at=_value(row.created_at),
+        )
+        for row in session.scalars(select(AuditAnchor).order_by(AuditAnchor.seq, AuditAnchor.id))
+    ]
+
+
+def _store_anchors(store: ObjectStore, report: VerifyReport) -> list[_Anchor]:
+    from storage.errors import ObjectNotFoundError
+
+    out: list[_Anchor] = []
+    try:
+        keys = sorted(store.list_keys(ANCHOR_PREFIX))
+    except ObjectNotFoundError:
+        report.warnings.append("the object store's bucket does not exist: no anchor copies")
+        return out
+    for key in keys:
+        name = key.rsplit("/", 1)[-1]
+        try:
+            body = json.loads(store.get_bytes(key))
+            seq, head_hash = int(body["seq"]), str(body["head_hash"])
+            token = base64.b64decode(body["token"], validate=True) if body.get("token") else None
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            stem = name.removesuffix(".json")
+            report.add(int(stem) if stem.isdigit() else 0, f"the anchor copy {key} is unreadable")
+            continue
+        if key != anchor_key(seq):
+            report.add(seq, f"the anchor copy {key} names event {seq} (moved or forged)")
+        out.append(_Anchor("object store", key, seq, head_hash, token, body.get("created_at")))
+    return out
+
+
+def _check_tokens(anchors: list[_Anchor], settings: Settings | None, report: VerifyReport) -> None:
+    stamped = [a for a in anchors if a.token]
+    if not stamped:
+        return
+    from signing.timestamp import check_tokens
+
+    config = None
+    if settings is not None and settings.signing.trust_store_dir is not None:
+        from digitizer.services.verify import validation_config
+
+        config = validation_config(settings)
+        report.tsa_signatures_checked = True
+    unique: dict[tuple[bytes, int, str], list[_Anchor]] = {}
+    for a in stamped:
+        assert a.token is not None
+        unique.setdefault((a.token, a.seq, a.head_hash), []).append(a)
+    keys = list(unique)
+    results = check_tokens(
+        [(token, anchor_message(seq, h)) for token, seq, h in keys], trust=config
+    )
+    for key, result in zip(keys, results, strict=True):
+        if not result.ok:
+            for a in unique[key]:
+                report.add(a.seq, f"{a.source} {a.name}: {result.problem}")
+
+
+def verify(
+    session: Session,
+    settings: Settings | None = None,
+    store: ObjectStore | None = None,
+    *,
+    chunk: int = VERIFY_CHUNK,
+) -> VerifyReport:
+    """Recompute the chain and check it against every anchor.
+
+    Detects an edited event (its hash no longer matches its content), a deleted one
+    (a gap in the sequence), an inserted or moved one (a broken link to the previous
+    hash), and deleted newest events (an anchor, in the database or the object store,
+    beyond the head, or one whose hash differs from the event at its seq). Timestamp
+    tokens must cover their anchor; with a trust store configured the TSA's signature
+    must validate too. Anchors are read before the events, so events appended while
+    verifying never look like a problem.
+    """
+    report = VerifyReport()
+    anchors = _db_anchors(session)
+    report.db_anchors = len(anchors)
+    if store is not None:
+        copies = _store_anchors(store, report)
+        report.store_anchors = len(copies)
+        db_seqs = {a.seq for a in anchors}
+        for missing in sorted({c.seq for c in copies} - db_seqs):
+            report.warnings.append(f"anchor copy of event {missing} has no database row")
+        store_seqs = {c.seq for c in copies}
+        for missing in sorted(db_seqs - store_seqs):
+            report.warnings.append(f"anchor of event {missing} has no copy in the object store")
+        anchors += copies
+    else:
+        report.warnings.append("the object store's anchor copies were not checked")
+    report.timestamped_anchors = len({(a.seq, a.token) for a in anchors if a.token})
+    if anchors:
+        newest = max(anchors, key=lambda a: a.seq)
+        report.newest_anchor_seq, report.newest_anchor_time = newest.seq, newest.created_at
+    _check_tokens(anchors, settings, report)
+    if not any(a.token for a in anchors) and anchors:
+        report.warnings.append("no anchor is timestamped (no TSA configured)")
+
+    pending: dict[int, list[_Anchor]] = {}
+    for a in anchors:
+        pending.setdefault(a.seq, []).append(a)
+    expected, prev = 1, GENESIS
+    events = session.scalars(
+        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=chunk)
+    )
+    for event in events:
+        seq = int(event.seq)
+        if report.first_seq is None:
+            report.first_seq = seq
+        if seq != expected:
+            gap = f"event {expected}" if seq == expected + 1 else f"events {expected}-{seq - 1}"
+            report.add(expected, f"missing: {gap} deleted (the next event is {seq})")
+        elif event.prev_hash != prev:
+            before = f"event {seq - 1}" if seq > 1 else "the start of the chain"
+            report.add(
+                seq,
+                f"does not link to {before} (an event was inserted, deleted or moved here, "
+                "or the previous one rewritten)",
+            )
+        if event_hash(event, event.prev_hash) != event.hash:
+            report.add(seq, f"edited: its content does not match its hash ({event.action})")
+        for a in pending.pop(seq, []):
+            if a.head_hash != event.hash:
+                report.add(seq, f"differs from the {a.source} {a.name} made at {a.created_at}")
+        report.events += 1
+        report.head_seq, report.head_hash = seq, event.hash
+        expected, prev = seq + 1, event.hash
+        session.expunge(event)
+    head_seq = report.head_seq or 0
+    for seq in sorted(pending):
+        where = ", ".join(sorted({f"{a.source} {a.name}" for a in pending[seq]}))
+        if seq > head_seq:
+            report.add(
+                head_seq + 1,
+                f"missing: the log ends at event {head_seq} but {where} covers event {seq} "
+                "(the newest events were deleted)",
+            )
+        else:
+            report.add(seq, f"missing: anchored by {where} but not in the log")
+    return report
+
+
+def verify_now(settings: Settings, *, with_store: bool = True) -> VerifyReport:
+    """:func:`verify` against the configured database and object store."""
+    from digitizer.services.wiring import object_store
+    from storage.db import session_scope
+
+    with session_scope(settings.db.url) as session:
+        store = object_store(settings) if with_store else None
+        return verify(session, settings, store)
