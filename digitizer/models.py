@@ -19,7 +19,8 @@ class Problem(BaseModel):
 
 
 class DocumentPublic(BaseModel):
-    """A document's processing status (no personal data beyond the file name)."""
+    """A document's processing status and, once classified, its type and field values
+    (personal data for staff of its office: fields may hold a personal id)."""
 
     id: str
     filename: str
@@ -46,6 +47,13 @@ class DocumentPublic(BaseModel):
     duplicate_of: str | None = Field(
         default=None, description="another document this looks like a second scan of"
     )
+    doc_type: str | None = Field(default=None, description="type code (the clerk's if corrected)")
+    type_confidence: float | None = None
+    fields: dict[str, FieldPublic] = Field(
+        default_factory=dict, description="name -> value and confidence (clerk's values: 1.0)"
+    )
+    review_reasons: list[str] = Field(default_factory=list)
+    model_version: str | None = Field(default=None, description="model that proposed the type")
 
 
 class UploadedDocument(BaseModel):
@@ -250,3 +258,117 @@ class AuditPage(BaseModel):
     next_cursor: str | None = Field(
         description="pass as ?cursor= for the next (older) page; None on the last page"
     )
+
+
+# -- the clerk review queue --------------------------------------------------------------
+class FieldPublic(BaseModel):
+    """A field value with its confidence (1.0 for a value a clerk entered)."""
+
+    value: str | None
+    confidence: float | None
+
+
+class ReviewField(BaseModel):
+    """A proposed field for review; ``below_threshold`` values are to be highlighted."""
+
+    value: str | None = Field(description="the value in force: the clerk's if corrected")
+    confidence: float | None
+    source: dict[str, object] | None = Field(
+        description="page (0-based), bbox in the page's pixel space, text of the line"
+    )
+    threshold: float = Field(description="the field's review threshold")
+    below_threshold: bool
+    corrected: bool = Field(description="the value is the clerk's, not the pipeline's")
+    proposed_value: str | None = Field(description="what the pipeline proposed")
+
+
+class ReviewQueueItem(BaseModel):
+    """A document waiting for review."""
+
+    id: str
+    filename: str
+    doc_type: str | None
+    type_confidence: float | None
+    predicted_type: str | None = Field(description="the most probable type, even below threshold")
+    review_reasons: list[str] = Field(description="type:X, low:FIELD, missing:FIELD")
+    created_at: datetime
+    review_url: str
+
+
+class ReviewQueue(BaseModel):
+    """One page of the review queue, oldest first."""
+
+    items: list[ReviewQueueItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class ReviewLine(BaseModel):
+    """A recognised line: text, box (x0, y0, x1, y1 in the page's pixel space), confidence."""
+
+    text: str
+    bbox: list[int]
+    confidence: float = Field(description="0-100")
+
+
+class ReviewPage(BaseModel):
+    """A page: an image link and the recognised lines.
+
+    The image is the page scaled down: multiply boxes by ``image width / width``.
+    """
+
+    index: int = Field(description="0-based, as fields' source.page")
+    image_url: str = Field(description="API path redirecting to a short-lived PNG link")
+    width: int
+    height: int
+    source: str = Field(description="ocr or text-layer")
+    lines: list[ReviewLine]
+
+
+class ReviewDetail(BaseModel):
+    """Everything a clerk needs to review a document."""
+
+    id: str
+    filename: str
+    state: str
+    page_count: int | None
+    pages: list[ReviewPage]
+    doc_type: str | None
+    type_confidence: float | None
+    predicted_type: str | None
+    type_threshold: float | None
+    type_below_threshold: bool
+    type_corrected: bool
+    type_scores: dict[str, float] = Field(default_factory=dict)
+    fields: dict[str, ReviewField]
+    expected_fields: list[str] = Field(description="fields the type should carry")
+    review_reasons: list[str]
+    model_version: str | None
+    error: str | None
+    duplicate_of: str | None
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    created_at: datetime
+
+
+class ReviewCorrection(BaseModel):
+    """A clerk's corrections: type code and field values (null removes a field)."""
+
+    model_config = {"extra": "forbid"}
+
+    doc_type: str | None = Field(default=None, max_length=50)
+    fields: dict[str, str | None] = Field(
+        default_factory=dict, description="name -> value; dates ISO YYYY-MM-DD"
+    )
+
+
+class ReviewApproval(BaseModel):
+    """An approved document and the reviewed answer recorded for training."""
+
+    id: str
+    state: str
+    doc_type: str
+    fields: dict[str, str]
+    corrected: bool
+    label_id: int
+    reviewed_by: str | None
+    reviewed_at: datetime

@@ -9,7 +9,16 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from digitizer import __version__
 from digitizer.api import problems
-from digitizer.api.routes import documents, health, portal, search, subscribers, vault, verify
+from digitizer.api.routes import (
+    documents,
+    health,
+    portal,
+    review,
+    search,
+    subscribers,
+    vault,
+    verify,
+)
 from digitizer.config import Settings, get_settings
 from digitizer.errors import FileTooLargeError
 from digitizer.services.intake import IntakeService
@@ -76,4 +85,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portal.router)
     app.include_router(subscribers.router)
     app.include_router(search.router)
+    app.include_router(review.router)
     return app

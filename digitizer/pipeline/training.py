@@ -88,6 +88,9 @@ class LabelledExample:
             example for extraction evaluation and future learned extractors.
         source: ``"generated"`` or ``"clerk"``.
         document_id: the reviewed document, for clerk corrections.
+        weight: how much the example counts in training (a clerk's correction of a wording
+            the generator never produced is one document against hundreds of generated ones:
+            it is weighted so that it is learnt).
     """
 
     text: str
@@ -95,10 +98,13 @@ class LabelledExample:
     fields: dict[str, str] = field(default_factory=dict)
     source: str = "generated"
     document_id: str | None = None
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.doc_type not in DOC_TYPES:
             raise ValueError(f"unknown document type {self.doc_type!r}")
+        if not self.weight > 0:
+            raise ValueError("an example's weight must be positive")
 
 
 @dataclass(frozen=True)
@@ -253,16 +259,21 @@ def train(examples: Iterable[LabelledExample], params: TrainParams | None = None
     rng = random.Random(params.seed)
     texts: list[str] = []
     labels: list[str] = []
+    weights: list[float] = []
     digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
     for example in items:
         digest.update(example.doc_type.encode() + b"\0" + example.text.encode() + b"\0")
+        if example.weight != 1.0:
+            digest.update(f"weight={example.weight}\0".encode())
         texts.append(model_text(example.text))
         labels.append(example.doc_type)
+        weights.append(example.weight)
         for _ in range(params.noisy_copies):
             texts.append(model_text(ocr_noise(example.text, rng, params.noise_rate)))
             labels.append(example.doc_type)
+            weights.append(example.weight)
     pipeline = _pipeline(params)
-    pipeline.fit(texts, labels)
+    pipeline.fit(texts, labels, classifier__sample_weight=weights)
     now = datetime.now(UTC)
     version = f"{now:%Y%m%d}-{digest.hexdigest()[:12]}"
     meta = {
@@ -383,10 +394,15 @@ def train_default(
     per_type: int = 60,
     params: TrainParams | None = None,
     seed: int = 0,
+    extra: Sequence[LabelledExample] = (),
 ) -> Model:
-    """Train from generated documents of the training split; save when ``out_dir`` is given."""
-    model = train(generated_examples(per_type, seed=seed), params)
+    """Train from generated documents of the training split plus ``extra`` examples (clerks'
+    reviewed documents); save when ``out_dir`` is given."""
+    model = train([*generated_examples(per_type, seed=seed), *extra], params)
     model.meta["trained_from"] = f"fixtures.generator train split, {per_type} per type"
+    if extra:
+        model.meta["reviewed_labels"] = len(extra)
+        model.meta["reviewed_weight"] = round(sum(e.weight for e in extra), 3)
     if out_dir is not None:
         save_model(model, Path(out_dir))
     return model

@@ -16,6 +16,7 @@ from digitizer.models import (
     BatchPublic,
     DocumentPublic,
     ECopyPublic,
+    FieldPublic,
     IssueRequest,
     Problem,
     RejectedFile,
@@ -23,6 +24,7 @@ from digitizer.models import (
     UploadResponse,
 )
 from digitizer.services import documents as docs
+from digitizer.services import review
 from digitizer.services.intake import IntakeResult, Upload
 from digitizer.services.issuing import IssuingService, verification_url
 from digitizer.services.signing import SigningService
@@ -53,6 +55,7 @@ def _read(upload: UploadFile, limit: int) -> Upload:
 def _doc_public(doc: Document) -> DocumentPublic:
     base = f"/v1/documents/{doc.id}"
     results = doc.results or {}
+    reviewed = review.view(doc)
     return DocumentPublic(
         id=doc.id,
         filename=doc.filename,
@@ -73,6 +76,15 @@ def _doc_public(doc: Document) -> DocumentPublic:
         text_url=f"{base}/text" if results.get("text") else None,
         failures=list(doc.failures or []),
         duplicate_of=doc.duplicate_of,
+        doc_type=reviewed.doc_type,
+        type_confidence=reviewed.type_confidence,
+        fields={
+            name: FieldPublic(value=f.value, confidence=f.confidence)
+            for name, f in reviewed.fields.items()
+            if f.value is not None
+        },
+        review_reasons=reviewed.reasons,
+        model_version=reviewed.model_version,
     )
 
 
