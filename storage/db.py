@@ -8,6 +8,7 @@ used outside throwaway tests of the models themselves.
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -393,6 +394,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class _NoRowLogging(logging.Filter):
+    """Drops SQLAlchemy's DEBUG log of result rows: rows hold personal data (never in logs).
+
+    Statement parameters are hidden by ``hide_parameters`` (in logs and in exception
+    messages alike); rows have no such switch.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Row %r"
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoRowLogging())
+
 _ENGINES: list[Engine] = []
 
 
@@ -406,12 +420,14 @@ def dispose_engines() -> None:
 def get_engine(url: str, echo: bool = False) -> Engine:
     """One engine per URL and process (cached)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 10})
+        engine = create_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(
             url,
             echo=echo,
+            # parameters hold personal data: never in logs or exception messages
+            hide_parameters=True,
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=10,
