@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from digitizer.api.deps import SessionDep, SettingsDep, requires
 from digitizer.errors import FileTooLargeError, SohoaError, UnreadablePdfError
 from digitizer.models import Problem, PublicCheck
-from digitizer.services import issuing
+from digitizer.services import audit, issuing
 from digitizer.services.keys import Actor
 from digitizer.services.verify import VerifyService
 from signing import report as reports
@@ -59,8 +59,19 @@ def verify(
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise FileTooLargeError(f"the file is larger than {limit} bytes")
-    status = issuing.status_of_file(session, hashlib.sha256(data).hexdigest())
+    ecopy = issuing.ecopy_of_file(session, hashlib.sha256(data).hexdigest())
+    status = ecopy.status if ecopy is not None else None
     report = _service(request).verify(data, etsi=format == "xml", document_status=status)
+    if ecopy is not None:
+        # Verifying an e-copy issued here tells the verifier about that citizen's document.
+        audit.record(
+            session,
+            actor,
+            "ecopy.verify",
+            citizen_id=ecopy.citizen_id,
+            document_id=ecopy.document_id,
+            detail={"ecopy_id": ecopy.id, "status": ecopy.status, "verdict": str(report.verdict)},
+        )
     if report.verdict == Verdict.UNREADABLE:
         raise UnreadablePdfError(
             report.error or "the file is not a readable PDF", label=reports.label(report)
