@@ -697,5 +697,75 @@ def _emit(record: dict[str, Any], as_json: bool) -> None:
     click.echo(f"{record['state']:<13} {record['file']}  {where}{detail}")
 
 
+# -- vault export and webhooks -----------------------------------------------------------
+@main.command("export")
+@click.option("--citizen-pid", required=True, help="The citizen's 12-digit personal id.")
+@click.option("--office", default=None, help="Office whose key signs (default: the first).")
+@click.option(
+    "--purpose",
+    default="Chuyển kho dữ liệu theo yêu cầu của công dân",
+    show_default=True,
+    help="Why the vault is exported (audited).",
+)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export_cmd(citizen_pid: str, office: str | None, purpose: str, out: Path) -> None:
+    """Write a citizen's vault as a signed package (ZIP + manifest + CMS signature)."""
+    from digitizer.services import export as exp
+    from digitizer.services.wiring import object_store
+    from storage.db import session_scope
+
+    settings = get_settings()
+    with session_scope(settings.db.url) as session:
+        citizen = exp.find_citizen(session, settings, citizen_pid)
+        package = exp.build_package(
+            session,
+            settings,
+            object_store(settings),
+            citizen,
+            None,
+            purpose=exp.check_purpose(purpose),
+            office_code=office,
+        )
+    out.write_bytes(package.data)
+    files = sum(1 for d in package.manifest["documents"] if d["file"])
+    click.echo(f"{out}: {len(package.manifest['documents'])} e-copies ({files} files), signed")
+
+
+@main.command("verify-package")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify_package_cmd(file: Path, as_json: bool) -> None:
+    """Check a vault export: manifest signature, every file's SHA-256, nothing extra."""
+    from digitizer.services import export as exp
+
+    check = exp.verify_package(file.read_bytes(), exp.context_from_settings(get_settings()))
+    if as_json:
+        click.echo(json.dumps(check.as_dict(), ensure_ascii=False))
+    else:
+        signer = check.signature.signer if check.signature else None
+        click.echo(f"{'valid' if check.ok else 'invalid'}  signed by {signer or '-'}")
+        for problem in check.problems:
+            click.echo(f"  {problem}")
+    if not check.ok:
+        sys.exit(1)
+
+
+@main.group()
+def webhooks() -> None:
+    """Change notifications to subscribers."""
+
+
+@webhooks.command("deliver")
+def webhooks_deliver() -> None:
+    """Send the deliveries that are due, once (workers do this every few seconds)."""
+    from digitizer.services.webhooks import deliver_due
+
+    report = deliver_due(get_settings())
+    click.echo(
+        f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
+        f"failed {len(report.failed)}"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ from digitizer import __version__
 from digitizer.api import problems
 from digitizer.api.routes import (
     documents,
+    export,
     health,
     portal,
     review,
@@ -85,5 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portal.router)
     app.include_router(subscribers.router)
     app.include_router(search.router)
+    app.include_router(export.router)
     app.include_router(review.router)
     return app
