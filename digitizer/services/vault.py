@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from digitizer.errors import ConflictError, ForbiddenError, NotFoundError
+from digitizer.errors import ConflictError, NotFoundError
 from digitizer.services import audit, webhooks
 from digitizer.services.keys import Actor
 from storage.db import Citizen, Document, DocumentState, ECopy, ECopyStatus, utcnow
@@ -158,13 +158,13 @@ def revoke(session: Session, ecopy_id: str, actor: Actor, reason: str) -> ECopy:
     """Revoke an e-copy for its issuing office: at once ``revoked`` everywhere.
 
     Raises:
-        NotFoundError: no such e-copy.
-        ForbiddenError: the actor is not an approver of the issuing office (nor admin).
+        NotFoundError: no such e-copy, or one of another office (unless admin).
         ConflictError: it is already revoked.
     """
     ecopy = get_ecopy(session, ecopy_id, for_update=True)
     if actor.role != "admin" and actor.office != ecopy.office_code:
-        raise ForbiddenError("only an approver of the issuing office may revoke its e-copies")
+        # Another office's e-copy answers exactly like a missing one (services/access.py).
+        raise NotFoundError("no e-copy with this id")
     if ecopy.status == ECopyStatus.REVOKED:
         raise ConflictError("this e-copy is already revoked")
     previous = ecopy.status
