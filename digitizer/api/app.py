@@ -9,7 +9,10 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from digitizer import __version__
 from digitizer.api import problems
+from digitizer.api.ratelimit import FailedAuthLimiter
+from digitizer.api.requestid import RequestIdMiddleware
 from digitizer.api.routes import (
+    audit,
     documents,
     export,
     health,
@@ -35,13 +38,31 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+#: API answers and the service's own pages: no scripts from elsewhere, no framing.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+#: The interactive API docs load Swagger UI / ReDoc from their CDN with inline scripts.
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https:; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_DOCS_PATHS = ("/docs", "/redoc")
+#: Sent when the service is reached over HTTPS (public_base_url https://...).
+_HSTS = "max-age=31536000; includeSubDomains"
+
 
 class BodyLimitMiddleware(BaseHTTPMiddleware):
     """Refuse bodies over the limit from their Content-Length, before reading them."""
 
-    def __init__(self, app: object, limit: int) -> None:
+    def __init__(self, app: object, limit: int, https: bool = False) -> None:
         super().__init__(app)  # type: ignore[arg-type]
         self.limit = limit
+        self.https = https
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         length = request.headers.get("content-length")
@@ -53,6 +74,10 @@ class BodyLimitMiddleware(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        docs = request.url.path.startswith(_DOCS_PATHS)
+        response.headers.setdefault("Content-Security-Policy", _DOCS_CSP if docs else _CSP)
+        if self.https or request.url.scheme == "https":
+            response.headers.setdefault("Strict-Transport-Security", _HSTS)
         return response
 
 
@@ -77,11 +102,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         limit=max(settings.limits.max_upload_bytes, settings.limits.max_zip_total_bytes)
         + 1024 * 1024,
+        https=settings.public_base_url.startswith("https://"),
     )
+    # Outermost: every answer (413s and 401s included) carries the request id.
+    app.add_middleware(RequestIdMiddleware)
+    app.state.auth_limiter = FailedAuthLimiter(settings.auth.max_failures, settings.auth.window_s)
     problems.install(app)
     app.include_router(health.router)
     app.include_router(documents.router)
     app.include_router(verify.router)
+    app.include_router(audit.router)
     app.include_router(vault.router)
     app.include_router(portal.router)
     app.include_router(subscribers.router)

@@ -8,9 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
-from digitizer.api.deps import Approver, Clerk, IntakeDep, SessionDep, SettingsDep, StoreDep
+from digitizer.api.deps import (
+    Approver,
+    Clerk,
+    IntakeDep,
+    Purpose,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from digitizer.config import Settings
-from digitizer.errors import FileTooLargeError, NotFoundError
+from digitizer.errors import FileTooLargeError
 from digitizer.models import (
     BatchProgress,
     BatchPublic,
@@ -23,10 +31,11 @@ from digitizer.models import (
     UploadedDocument,
     UploadResponse,
 )
+from digitizer.services import access, audit, review
 from digitizer.services import documents as docs
-from digitizer.services import review
 from digitizer.services.intake import IntakeResult, Upload
 from digitizer.services.issuing import IssuingService, verification_url
+from digitizer.services.keys import Actor
 from digitizer.services.signing import SigningService
 from storage.db import Batch, Document, ECopy
 from workers.sweeper import relay_outbox
@@ -161,7 +170,7 @@ def upload_document(
 ) -> UploadResponse:
     """Upload one scan. The same bytes again return the same document and queue nothing."""
     upload = _read(file, settings.limits.max_upload_bytes)
-    result = intake.ingest([upload], citizen_pid=citizen_pid)
+    result = intake.ingest([upload], citizen_pid=citizen_pid, actor=actor)
     background.add_task(_relay, settings)
     return _answer(result)
 
@@ -179,21 +188,37 @@ def upload_batch(
     """Upload a batch: several files, or ZIP archives of files. Bad files are listed."""
     limit = settings.limits.max_zip_total_bytes
     uploads = [_read(f, limit) for f in files]
-    result = intake.ingest(uploads, as_batch=True, batch_name=name, citizen_pid=citizen_pid)
+    result = intake.ingest(
+        uploads, as_batch=True, batch_name=name, citizen_pid=citizen_pid, actor=actor
+    )
     background.add_task(_relay, settings)
     return _answer(result)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentPublic, responses=_PROBLEMS)
-def get_document(document_id: str, actor: Clerk, session: SessionDep) -> DocumentPublic:
+def get_document(
+    document_id: str, actor: Clerk, session: SessionDep, purpose: Purpose = None
+) -> DocumentPublic:
     """A document's state (uploaded, queued, processing, failed, needs_review, ready, ...)."""
-    return _doc_public(docs.get_document(session, document_id))
+    doc = docs.get_document(session, document_id, actor, purpose)
+    _audit_read(session, actor, doc, purpose, "status")
+    return _doc_public(doc)
 
 
 @router.get("/batches/{batch_id}", response_model=BatchPublic, responses=_PROBLEMS)
-def get_batch(batch_id: str, actor: Clerk, session: SessionDep) -> BatchPublic:
+def get_batch(
+    batch_id: str, actor: Clerk, session: SessionDep, purpose: Purpose = None
+) -> BatchPublic:
     """A batch's progress and its documents' states."""
-    batch, rows = docs.get_batch(session, batch_id)
+    batch, rows = docs.get_batch(session, batch_id, actor, purpose)
+    audit.record(
+        session,
+        actor,
+        "batch.read",
+        citizen_id=batch.citizen_id,
+        purpose=purpose,
+        detail={"batch_id": batch.id, "documents": len(rows)},
+    )
     return _batch_public(batch, [(item.filename, doc) for item, doc in rows])
 
 
@@ -211,7 +236,15 @@ def reprocess_document(
     background: BackgroundTasks,
 ) -> DocumentPublic:
     """Run a document through the pipeline again (new engine or model: unchanged steps skip)."""
-    doc = docs.reprocess(session, document_id)
+    doc = docs.reprocess(session, document_id, actor)
+    audit.record(
+        session,
+        actor,
+        "document.reprocess",
+        citizen_id=doc.citizen_id,
+        document_id=doc.id,
+        detail={"state": doc.state},
+    )
     session.commit()
     background.add_task(_relay, settings)
     return _doc_public(doc)
@@ -259,30 +292,64 @@ def issue_document(
 
 @router.get("/ecopies/{ecopy_id}/download", status_code=307, responses=_PROBLEMS)
 def download_ecopy(
-    ecopy_id: str, actor: Clerk, session: SessionDep, store: StoreDep
+    ecopy_id: str, actor: Clerk, session: SessionDep, store: StoreDep, purpose: Purpose = None
 ) -> RedirectResponse:
-    """Redirect to a short-lived link to a signed e-copy."""
-    ecopy = session.get(ECopy, ecopy_id) if len(ecopy_id) <= 64 else None
-    if ecopy is None:
-        raise NotFoundError("no e-copy with this id")
-    return RedirectResponse(store.presigned_get(ecopy.object_key), status_code=307)
+    """Redirect to a short-lived link to a signed e-copy (issuing the link is an audited read)."""
+    ecopy = access.visible_ecopy(session, actor, ecopy_id, purpose)
+    link = store.presigned_get(ecopy.object_key)
+    audit.record(
+        session,
+        actor,
+        "ecopy.download",
+        citizen_id=ecopy.citizen_id,
+        document_id=ecopy.document_id,
+        purpose=purpose,
+        detail={"ecopy_id": ecopy.id, "status": ecopy.status},
+    )
+    return RedirectResponse(link, status_code=307)
 
 
-def _redirect(store: StoreDep, doc: Document, what: str) -> RedirectResponse:
-    return RedirectResponse(docs.derived_link(store, doc, what), status_code=307)
+def _audit_read(
+    session: SessionDep, actor: Actor, doc: Document, purpose: str | None, part: str
+) -> None:
+    audit.record(
+        session,
+        actor,
+        "document.read",
+        citizen_id=doc.citizen_id,
+        document_id=doc.id,
+        purpose=purpose,
+        detail={"part": part},
+    )
+
+
+def _redirect(
+    session: SessionDep,
+    store: StoreDep,
+    actor: Actor,
+    doc: Document,
+    what: str,
+    purpose: str | None,
+) -> RedirectResponse:
+    # Issuing a download link is a read of the document.
+    link = docs.derived_link(store, doc, what)
+    _audit_read(session, actor, doc, purpose, what)
+    return RedirectResponse(link, status_code=307)
 
 
 @router.get("/documents/{document_id}/searchable.pdf", status_code=307, responses=_PROBLEMS)
 def searchable_pdf(
-    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep
+    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep, purpose: Purpose = None
 ) -> RedirectResponse:
     """Redirect to a short-lived link to the searchable PDF."""
-    return _redirect(store, docs.get_document(session, document_id), "searchable_pdf")
+    doc = docs.get_document(session, document_id, actor, purpose)
+    return _redirect(session, store, actor, doc, "searchable_pdf", purpose)
 
 
 @router.get("/documents/{document_id}/text", status_code=307, responses=_PROBLEMS)
 def document_text(
-    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep
+    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep, purpose: Purpose = None
 ) -> RedirectResponse:
     """Redirect to a short-lived link to the recognised text (pages separated by form feeds)."""
-    return _redirect(store, docs.get_document(session, document_id), "text")
+    doc = docs.get_document(session, document_id, actor, purpose)
+    return _redirect(session, store, actor, doc, "text", purpose)
