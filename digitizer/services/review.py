@@ -46,7 +46,7 @@ from digitizer.pipeline.extract import (
 )
 from digitizer.pipeline.ocr import OcrPage
 from digitizer.pipeline.training import LabelledExample
-from digitizer.services import audit
+from digitizer.services import access, audit
 from digitizer.services.citizens import validate_pid
 from digitizer.services.keys import Actor
 from storage.db import Document, DocumentState, ReviewLabel, utcnow
@@ -266,25 +266,24 @@ def _office_clause(actor: Actor) -> Any:
 
 
 def get_for_review(
-    session: Session, actor: Actor, document_id: str, *, lock: bool = False
+    session: Session,
+    actor: Actor,
+    document_id: str,
+    purpose: str | None = None,
+    *,
+    lock: bool = False,
 ) -> Document:
-    """A document of the caller's office (another office's is not found).
+    """A document of the caller's office (:mod:`.access`: another office's answers like a
+    missing one unless an allowed purpose is stated for a read); ``lock`` for a write: the
+    row is locked for the transaction and never another office's.
 
     Raises:
         NotFoundError: no such document, or another office's.
+        BadInputError, ForbiddenError: a purpose that is unknown or not the role's.
     """
-    doc = None
-    if len(document_id) <= 64:
-        doc = session.scalars(
-            select(Document)
-            .where(Document.id == document_id, _office_clause(actor))
-            .with_for_update(of=Document)
-            .execution_options(populate_existing=True)
-            if lock
-            else select(Document).where(Document.id == document_id, _office_clause(actor))
-        ).first()
-    if doc is None:
-        raise NotFoundError("no document with this id in your office")
+    doc = access.visible_document(session, actor, document_id, purpose, write=lock)
+    if lock:
+        session.refresh(doc, with_for_update=True)
     return doc
 
 
@@ -338,15 +337,16 @@ def list_queue(
     return QueuePage(rows, _encode_cursor(rows[-1]) if more and rows else None)
 
 
-def read(session: Session, actor: Actor, document_id: str) -> Document:
+def read(session: Session, actor: Actor, document_id: str, purpose: str | None = None) -> Document:
     """A document for the review screen (audited as a read of its personal data)."""
-    doc = get_for_review(session, actor, document_id)
+    doc = get_for_review(session, actor, document_id, purpose)
     audit.record(
         session,
         actor,
         "review.read",
         citizen_id=doc.citizen_id,
         document_id=doc.id,
+        purpose=purpose,
         detail={"state": doc.state},
     )
     return doc
@@ -371,14 +371,19 @@ def page_image_key(doc: Document, index: int) -> str:
 
 
 def page_image_link(
-    session: Session, store: ObjectStore, actor: Actor, document_id: str, index: int
+    session: Session,
+    store: ObjectStore,
+    actor: Actor,
+    document_id: str,
+    index: int,
+    purpose: str | None = None,
 ) -> str:
     """A short-lived link to page ``index``'s image, rendered on first use.
 
     Raises:
         NotFoundError: no such document or page.
     """
-    doc = get_for_review(session, actor, document_id)
+    doc = get_for_review(session, actor, document_id, purpose)
     count = doc.page_count or 0
     if not 0 <= index < count:
         raise NotFoundError(f"the document has {count} page(s), numbered from 0")
@@ -398,6 +403,7 @@ def page_image_link(
         "review.page",
         citizen_id=doc.citizen_id,
         document_id=doc.id,
+        purpose=purpose,
         detail={"page": index},
     )
     return store.presigned_get(key, PAGE_LINK_SECONDS)
@@ -446,16 +452,23 @@ def _apply(
 
 
 def correct(
-    session: Session, store: ObjectStore, actor: Actor, document_id: str, correction: Correction
+    session: Session,
+    store: ObjectStore,
+    actor: Actor,
+    document_id: str,
+    doc_type: str | None,
+    fields: Mapping[str, str | None] | None,
 ) -> Document:
-    """Store a clerk's corrections without approving.
+    """Validate and store a clerk's corrections without approving.
 
     Raises:
         NotFoundError: no such document in the caller's office.
         ConflictError: the document is not waiting for review.
+        InvalidCorrectionError: see :func:`validate_correction`.
     """
     doc = get_for_review(session, actor, document_id, lock=True)
     _require_reviewable(doc, "corrected")
+    correction = validate_correction(doc_type, fields, doc.doc_type)
     _apply(store, doc, correction, actor)
     audit.record(
         session,
@@ -480,7 +493,8 @@ def approve(
     store: ObjectStore,
     actor: Actor,
     document_id: str,
-    correction: Correction | None = None,
+    doc_type: str | None = None,
+    fields: Mapping[str, str | None] | None = None,
 ) -> tuple[Document, ReviewLabel]:
     """Approve a document (``needs_review`` or ``ready`` -> ``approved``) with optional last
     corrections; records the reviewed answer as a label for training.
@@ -488,11 +502,12 @@ def approve(
     Raises:
         NotFoundError: no such document in the caller's office.
         ConflictError: the document is in another state.
-        InvalidCorrectionError: nothing says what type the document is.
+        InvalidCorrectionError: a bad correction, or nothing says what type the document is.
     """
     doc = get_for_review(session, actor, document_id, lock=True)
     _require_reviewable(doc, "approved")
-    if correction is not None and not correction.empty:
+    correction = validate_correction(doc_type, fields, doc.doc_type)
+    if not correction.empty:
         _apply(store, doc, correction, actor)
     effective = view(doc)
     if effective.doc_type is None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import RedirectResponse
 
-from digitizer.api.deps import Clerk, SessionDep, StoreDep
+from digitizer.api.deps import Clerk, Purpose, SessionDep, StoreDep
 from digitizer.models import (
     Problem,
     ReviewApproval,
@@ -20,7 +20,6 @@ from digitizer.models import (
     ReviewQueueItem,
 )
 from digitizer.services import review
-from digitizer.services.review import Correction, validate_correction
 from storage.db import Document
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
@@ -110,12 +109,6 @@ def _detail(doc: Document, store: StoreDep) -> ReviewDetail:
     )
 
 
-def _correction(body: ReviewCorrection | None, doc_type: str | None) -> Correction | None:
-    if body is None:
-        return None
-    return validate_correction(body.doc_type, body.fields, doc_type)
-
-
 @router.get("", response_model=ReviewQueue, responses=_PROBLEMS)
 def review_queue(
     actor: Clerk,
@@ -132,18 +125,23 @@ def review_queue(
 
 @router.get("/{document_id}", response_model=ReviewDetail, responses=_PROBLEMS)
 def review_detail(
-    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep
+    document_id: str, actor: Clerk, session: SessionDep, store: StoreDep, purpose: Purpose = None
 ) -> ReviewDetail:
     """Pages with recognised lines, the proposed type and fields, and why it needs review."""
-    return _detail(review.read(session, actor, document_id), store)
+    return _detail(review.read(session, actor, document_id, purpose), store)
 
 
 @router.get("/{document_id}/pages/{index}.png", status_code=307, responses=_PROBLEMS)
 def review_page_image(
-    document_id: str, index: int, actor: Clerk, session: SessionDep, store: StoreDep
+    document_id: str,
+    index: int,
+    actor: Clerk,
+    session: SessionDep,
+    store: StoreDep,
+    purpose: Purpose = None,
 ) -> RedirectResponse:
     """Redirect to a short-lived link to page ``index`` (0-based) as a PNG."""
-    link = review.page_image_link(session, store, actor, document_id, index)
+    link = review.page_image_link(session, store, actor, document_id, index, purpose)
     return RedirectResponse(link, status_code=307)
 
 
@@ -156,10 +154,8 @@ def correct_document(
     store: StoreDep,
 ) -> ReviewDetail:
     """Store corrections (type, field values; null removes a field) without approving."""
-    doc = review.get_for_review(session, actor, document_id)
-    correction = _correction(body, doc.doc_type)
-    assert correction is not None
-    return _detail(review.correct(session, store, actor, document_id, correction), store)
+    doc = review.correct(session, store, actor, document_id, body.doc_type, body.fields)
+    return _detail(doc, store)
 
 
 @router.post("/{document_id}/approve", response_model=ReviewApproval, responses=_WRITE_PROBLEMS)
@@ -172,8 +168,14 @@ def approve_document(
 ) -> ReviewApproval:
     """Approve (needs_review or ready -> approved), optionally with last corrections; the
     reviewed answer is kept as labelled data for ``sohoa train``."""
-    doc = review.get_for_review(session, actor, document_id)
-    doc, label = review.approve(session, store, actor, document_id, _correction(body, doc.doc_type))
+    doc, label = review.approve(
+        session,
+        store,
+        actor,
+        document_id,
+        body.doc_type if body else None,
+        body.fields if body else None,
+    )
     assert doc.reviewed_at is not None
     return ReviewApproval(
         id=doc.id,
