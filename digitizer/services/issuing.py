@@ -97,8 +97,7 @@ class IssuingService:
         digest = hashlib.sha256(signed).hexdigest()
         key = f"ecopies/{doc.id}/{digest}.pdf"
         self.store.put_bytes(key, signed, "application/pdf")
-        fields = vault.reviewed_fields(results)
-        doc_type = doc.doc_type or vault.reviewed_type(results)
+        doc_type, fields = vault.reviewed_answer(doc)
         doc_number = doc.doc_number or fields.get("document_number")
         ecopy = ECopy(
             document_id=doc.id,

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from digitizer.errors import ConflictError, NotFoundError
-from digitizer.services import audit, webhooks
+from digitizer.services import audit, review, webhooks
 from digitizer.services.keys import Actor
 from storage.db import Citizen, Document, DocumentState, ECopy, ECopyStatus, utcnow
 
@@ -43,32 +43,26 @@ def is_personal_id_field(name: str) -> bool:
     return name == "personal_id" or name.endswith("_personal_id")
 
 
-def reviewed_fields(results: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Field values of a processed document, personal ids left out: the clerk's reviewed
-    answer (``results["reviewed"]``) when it was approved, else the pipeline's proposal.
-
-    Accepts the pipeline's shape (``{name: {"value": v, "confidence": c, ...}}``) and a
-    plain ``{name: value}`` map.
-    """
-    results = results or {}
-    reviewed = results.get("reviewed") or {}
-    source = reviewed.get("fields") if reviewed.get("fields") is not None else results.get("fields")
-    out: dict[str, Any] = {}
-    for name, entry in (source or {}).items():
-        if is_personal_id_field(name):
-            continue
-        value = entry.get("value") if isinstance(entry, Mapping) else entry
-        if value is not None and value != "":
-            out[name] = value
-    return out
+def without_personal_ids(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values with every personal identification number and empty value left out."""
+    return {
+        name: value
+        for name, value in values.items()
+        if not is_personal_id_field(name) and value is not None and value != ""
+    }
 
 
-def reviewed_type(results: Mapping[str, Any] | None) -> str | None:
-    """The document type a clerk approved, else the one the pipeline proposed."""
-    results = results or {}
-    reviewed = results.get("reviewed") or {}
-    value = reviewed.get("doc_type") or results.get("doc_type")
-    return str(value) if value else None
+def reviewed_answer(doc: Document) -> tuple[str | None, dict[str, Any]]:
+    """The type and field values an e-copy records (personal ids left out): the clerk's
+    approved answer (``results["reviewed"]``), else the pipeline's proposal with any
+    corrections a clerk made without approving (``services.review.view``)."""
+    reviewed = (doc.results or {}).get("reviewed") or {}
+    if reviewed.get("doc_type"):
+        doc_type, values = reviewed["doc_type"], reviewed.get("fields") or {}
+    else:
+        effective = review.view(doc)
+        doc_type, values = effective.doc_type, effective.values()
+    return (doc_type or doc.doc_type), without_personal_ids(values)
 
 
 def parse_date(value: Any) -> datetime | None:

@@ -182,3 +182,21 @@ def test_a_revoked_ecopy_is_replaced_by_the_next_issue(vault_settings: Settings)
     second = issue(approver, processed_document(vault_settings))
     detail = api(vault_settings, "clerk").get(f"/v1/ecopies/{first['id']}").json()
     assert (detail["status"], detail["superseded_by"]) == ("revoked", second["id"])
+
+
+def test_the_ecopy_records_the_clerks_reviewed_values(vault_settings: Settings) -> None:
+    """GIVEN a document the pipeline was unsure of WHEN a clerk corrects a field and approves
+    it THEN the issued e-copy records the corrected value (and still no personal id)."""
+    doc_id = processed_document(
+        vault_settings,
+        state="needs_review",
+        fields={"full_name": "Nguyen Thi Lan", "personal_id": PID, "document_number": "12/TLKS"},
+    )
+    clerk = api(vault_settings, "clerk")
+    correction = {"fields": {"full_name": "Nguyễn Thị Lan"}}
+    approved = clerk.post(f"/v1/review/{doc_id}/approve", json=correction)
+    assert approved.status_code == 200, approved.text
+    ecopy = issue(api(vault_settings, "approver"), doc_id)
+    detail = clerk.get(f"/v1/ecopies/{ecopy['id']}").json()
+    assert detail["fields"] == {"full_name": "Nguyễn Thị Lan", "document_number": "12/TLKS"}
+    assert detail["doc_number"] == "12/TLKS" and detail["doc_type"] == "birth_certificate"
