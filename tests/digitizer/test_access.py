@@ -206,6 +206,18 @@ def test_repeated_failed_keys_get_429_with_retry_after_then_recover(settings: Se
     assert api.get(f"/v1/documents/{MISSING}", headers={"X-API-Key": good}).status_code == 404
 
 
+def test_authentication_runs_before_body_validation(settings: Settings) -> None:
+    anonymous = client(settings, None)
+    clerk = client(settings, "clerk", office="office-a")
+    url = f"/v1/documents/{MISSING}/issue"
+    assert anonymous.post(url, json={"unexpected": 1}).status_code == 401
+    assert clerk.post(url, json={"unexpected": 1}).status_code == 403
+    # FastAPI parses a body before it resolves dependencies: a body that is not JSON at all
+    # is refused first (422), before any key is looked at or any record is touched.
+    broken = anonymous.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+
+
 # -- headers -----------------------------------------------------------------------------
 def test_security_headers(settings: Settings) -> None:
     api = client(settings, None)
