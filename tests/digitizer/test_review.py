@@ -403,3 +403,36 @@ def test_retraining_learns_a_correction(rsettings: Settings) -> None:
     assert doc.model_version == new.version
     assert not any(r.startswith("type:") for r in doc.results["review"])
     assert api.get(f"/v1/review/{second}").json()["model_version"] == new.version
+
+
+@pytest.mark.smoke
+def test_review_labels_become_weighted_training_examples(settings: Settings) -> None:
+    """The latest label per document, corrected ones weighted, labels without text skipped."""
+    from digitizer.services.review import CORRECTED_WEIGHT, labelled_examples
+
+    with session_scope(settings.db.url) as session:
+        docs = []
+        for n in range(3):
+            doc = Document(
+                sha256=f"{n:064d}", filename=f"{n}.pdf", media_type="application/pdf", size=1
+            )
+            session.add(doc)
+            docs.append(doc)
+        session.flush()
+        session.add_all(
+            [
+                ReviewLabel(document_id=docs[0].id, doc_type="decision", text="QUYẾT ĐỊNH 1"),
+                ReviewLabel(
+                    document_id=docs[0].id, doc_type="official_letter", text="V/v 1", corrected=True
+                ),
+                ReviewLabel(document_id=docs[1].id, doc_type="diploma", text="BẰNG TỐT NGHIỆP"),
+                ReviewLabel(document_id=docs[2].id, doc_type="other", text="  "),
+            ]
+        )
+        session.flush()
+        examples = {e.document_id: e for e in labelled_examples(session)}
+        assert set(examples) == {docs[0].id, docs[1].id}
+        assert examples[docs[0].id].doc_type == "official_letter"
+        assert examples[docs[0].id].weight == CORRECTED_WEIGHT
+        assert examples[docs[1].id].weight == 1.0
+        assert all(e.source == "clerk" for e in examples.values())
