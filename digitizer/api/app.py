@@ -67,11 +67,12 @@ class BodyLimitMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.limit:
-            return problems.problem_from_error(
+            response: Response = problems.problem_from_error(
                 FileTooLargeError(f"the request is larger than {self.limit} bytes"),
                 request.url.path,
             )
-        response = await call_next(request)
+        else:
+            response = await call_next(request)
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         docs = request.url.path.startswith(_DOCS_PATHS)

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from httpx import Response
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from digitizer.api.app import create_app
@@ -177,7 +177,7 @@ def _routes(app: Any) -> list[RouteInfo]:
             found.append(
                 RouteInfo(
                     method=method,
-                    path=route.path,
+                    path=route.path or "",
                     roles=frozenset(roles | {"admin"}) if gated else None,
                     headers=frozenset(headers),
                 )
@@ -208,7 +208,7 @@ def app_settings(settings: Settings, env: SigningEnv) -> Settings:
                         code=OFFICE_A,
                         name="Ủy ban nhân dân tỉnh Ninh Bình",
                         pkcs12=kf.path,
-                        passphrase=kf.passphrase,
+                        passphrase=SecretStr(kf.passphrase) if kf.passphrase else None,
                     )
                 ],
             ),
@@ -269,7 +269,7 @@ class World:
         body: Any = None,
         headers: dict[str, str] | None = None,
         token: bool = True,
-    ) -> Response:
+    ) -> Any:  # the test client's response
         sent = {"X-Citizen-Token": self.token_a} if token else {}
         if role is not None:
             sent["X-API-Key"] = self.keys[role]
@@ -396,7 +396,7 @@ def _app_routes(world: World) -> Iterator[tuple[RouteInfo, Rule]]:
             yield route, rule
 
 
-def _problem(response: Response) -> tuple[int, Any]:
+def _problem(response: Any) -> tuple[int, Any]:
     """Status and body without ``instance`` (the path, which holds the id asked for)."""
     try:
         body = response.json()
