@@ -15,7 +15,7 @@ from digitizer.services import access
 from digitizer.services.keys import Actor
 from storage.db import ApiKey, AuditEvent, Document, session_scope
 from tests import samples
-from tests.helpers import client, make_key
+from tests.helpers import client, drain, make_key
 
 MISSING = "0123456789abcdef0123456789abcdef"
 
@@ -112,6 +112,33 @@ def test_the_same_bytes_from_two_offices_are_two_documents(settings: Settings) -
     assert _upload(plain, data)["duplicate"] is True
     with session_scope(settings.db.url) as session:
         assert session.scalar(select(func.count()).select_from(Document)) == 3
+
+
+def test_near_duplicates_are_looked_for_in_the_same_office_only(settings: Settings) -> None:
+    a = client(settings, "clerk", office="office-a")
+    b = client(settings, "clerk", office="office-b")
+    lines = ["GIẤY KHAI SINH", "Họ và tên: Nguyễn Văn An", "Ngày sinh: 01/02/2003", "Số: 123/2003"]
+    pid = "001203004567"
+    first = a.post(
+        "/v1/documents",
+        data={"citizen_pid": pid},
+        files={"file": ("a.png", samples.png(lines), "image/png")},
+    ).json()["documents"][0]
+    drain(settings)
+    # Another scan of the same paper for the same citizen: in office A it is flagged as a
+    # near-duplicate of A's document; in office B it must not point at A's document.
+    rescan = samples.jpeg(lines)
+    in_b = b.post(
+        "/v1/documents", data={"citizen_pid": pid}, files={"file": ("b.jpg", rescan, "image/jpeg")}
+    ).json()["documents"][0]
+    in_a = a.post(
+        "/v1/documents", data={"citizen_pid": pid}, files={"file": ("c.jpg", rescan, "image/jpeg")}
+    ).json()["documents"][0]
+    drain(settings)
+    seen_b = b.get(f"/v1/documents/{in_b['id']}").json()
+    seen_a = a.get(f"/v1/documents/{in_a['id']}").json()
+    assert seen_a["duplicate_of"] == first["id"], seen_a
+    assert seen_b["duplicate_of"] is None and first["id"] not in str(seen_b)
 
 
 @pytest.mark.smoke
