@@ -155,7 +155,8 @@ class Maintenance:
                 sweep(self.settings)
             if now - self._last_webhooks >= self.settings.webhooks.deliver_seconds:
                 self._last_webhooks = now
-                deliver_due(self.settings)
+                # bounded: slow receivers must not stall the worker's heartbeat
+                deliver_due(self.settings, budget_s=max(10.0, self.settings.webhooks.timeout_s))
         except (OperationalError, RedisError) as exc:
             log.warning("maintenance: %s", type(exc).__name__)
         except Exception:

@@ -45,7 +45,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digitizer.config import Settings, WebhookSettings
-from digitizer.errors import BadInputError, NotFoundError, WebhookUrlNotAllowedError
+from digitizer.errors import InvalidRequestError, NotFoundError, WebhookUrlNotAllowedError
 from digitizer.services import audit
 from digitizer.services.keys import Actor
 from digitizer.services.secrets import master_secret
@@ -242,12 +242,12 @@ def register(
 
     Raises:
         WebhookUrlNotAllowedError: the URL may not receive webhooks.
-        BadInputError: ``client_id`` is not an active portal key.
+        InvalidRequestError: ``client_id`` is not an active portal key.
     """
     check_url(settings.webhooks, url)
     client = session.get(ApiKey, client_id)
     if client is None or client.revoked_at is not None or client.role != "portal":
-        raise BadInputError("client_id must be the key id of an active portal client")
+        raise InvalidRequestError("client_id must be the key id of an active portal client")
     secret = f"whsec_{secrets.token_urlsafe(32)}"
     subscriber_id = new_id()
     subscriber = Subscriber(
@@ -387,25 +387,39 @@ def _send(client: httpx.Client, item: _Claimed) -> str | None:
 
 
 def deliver_due(
-    settings: Settings, *, limit: int | None = None, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    budget_s: float | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> DeliveryReport:
-    """Send the deliveries that are due; returns what happened to each."""
+    """Send the deliveries that are due; returns what happened to each.
+
+    With ``budget_s``, no new request starts after that many seconds (the worker's
+    heartbeat calls this: slow receivers must not stall it); the rest stay due.
+    """
     config = settings.webhooks
     report = DeliveryReport()
     claimed = _claim(settings, limit or config.batch, utcnow())
     if not claimed:
         return report
     outcomes: dict[int, str | None] = {}
+    deadline = time.monotonic() + budget_s if budget_s is not None else None
     timeout = httpx.Timeout(config.timeout_s, connect=min(config.timeout_s, 3.0))
     with httpx.Client(
         timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
     ) as client:
         for item in claimed:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             outcomes[item.id] = item.refusal or _send(client, item)
     with session_scope(settings.db.url) as session:
         for item in claimed:
             delivery = session.get(WebhookDelivery, item.id)
             if delivery is None or delivery.status != PENDING:
+                continue
+            if item.id not in outcomes:  # out of time: due again at the next pass
+                delivery.next_attempt_at = utcnow()
                 continue
             error = outcomes[item.id]
             delivery.attempts = item.attempts + (0 if item.refusal else 1)

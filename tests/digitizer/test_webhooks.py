@@ -39,6 +39,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     location: str | None = None
+    delay_s: float = 0.0
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -56,6 +57,7 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             state.received.append(Received(dict(self.headers.items()), body))
+            time.sleep(state.delay_s)
             status = state.statuses.pop(0) if state.statuses else 200
             self.send_response(status)
             if 300 <= status < 400 and state.location:
@@ -359,3 +361,22 @@ def test_worker_maintenance_sends_due_deliveries(hooks: Settings, receiver: Rece
     _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
     Maintenance(hooks).tick()
     assert len(receiver.received) == 1
+
+
+def test_a_pass_stops_starting_requests_when_its_time_is_up(
+    hooks: Settings, receiver: Receiver
+) -> None:
+    receiver.delay_s = 0.3
+    client_id = _portal(hooks)
+    _register(hooks, receiver.url, client_id)
+    for _ in range(3):
+        _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
+    report = webhooks.deliver_due(hooks, budget_s=0.1)
+    assert len(report.delivered) == 1 and len(receiver.received) == 1
+    with session_scope(hooks.db.url) as session:
+        waiting = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.status == "pending")
+        ).all()
+        assert len(waiting) == 2 and all(d.attempts == 0 for d in waiting)
+    # the rest are due at once, not after the claim's lease
+    assert len(webhooks.deliver_due(hooks).delivered) == 2
