@@ -1,10 +1,10 @@
 """Page images for the review screen: one page of the original as a modest PNG.
 
-The image shows the page as OCR saw it (EXIF orientation applied, the same deskew rotation),
-scaled down to :data:`DPI`, so the recognised lines' boxes (``bbox`` in the OCR page's pixel
-space, ``width`` x ``height``) fall on the right words after scaling by
-``image width / width``. Images are derived objects (``derived/{sha256}/pageimg-{VERSION}/
-{index}.png``), rendered on the first request and reused after.
+The image shows the page as OCR saw it (EXIF orientation applied, the same quarter turn for a
+page read sideways, the same deskew rotation), scaled down to :data:`DPI`, so the recognised
+lines' boxes (``bbox`` in the OCR page's pixel space, ``width`` x ``height``) fall on the right
+words after scaling by ``image width / width``. Images are derived objects
+(``derived/{sha256}/pageimg-{VERSION}/{index}.png``), rendered on the first request and reused.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ def _pdf_page(data: bytes, index: int, dpi: int) -> Image.Image:
         return Image.frombytes(mode, (pix.width, pix.height), pix.samples)
 
 
-def _image_page(data: bytes, kind: str, index: int) -> Image.Image:
+def _image_page(data: bytes, kind: str, index: int) -> tuple[Image.Image, int]:
+    # The same decoding as for OCR (EXIF orientation, low resolutions upscaled).
     for number, page in enumerate(render.iter_pages(data, kind)):
         if number == index:
             assert page is not None
-            return page.image
+            return page.image, page.dpi
     raise IndexError(f"the file has no page {index}")
 
 
@@ -55,23 +56,25 @@ def render_page(
         IndexError: no such page.
     """
     if kind == "pdf":
-        image = _pdf_page(data, index, dpi)
+        image, source_dpi = _pdf_page(data, index, dpi), dpi
     else:
-        image = _image_page(data, kind, index)
+        image, source_dpi = _image_page(data, kind, index)
+    scale = min(1.0, dpi / source_dpi)
+    if scale < 1.0:
+        # Scale first: turning and deskewing about the centre commute with scaling.
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
+    if ocr_page is not None and ocr_page.rotation % 360:
+        # The quarter turn that made a sideways page upright (render.turned), then the skew.
+        image = image.rotate(ocr_page.rotation % 360, expand=True)
     if ocr_page is not None and abs(ocr_page.skew) >= 0.15:
         # The same rotation as render.deskew (about the centre, size kept, white border).
         fill: int | tuple[int, int, int] = 255 if image.mode == "L" else (255, 255, 255)
         image = image.rotate(
             ocr_page.skew, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=fill
         )
-    if kind != "pdf":
-        source_dpi = ocr_page.dpi if ocr_page is not None and ocr_page.dpi else render.TARGET_DPI
-        scale = min(1.0, dpi / source_dpi)
-        if scale < 1.0:
-            image = image.resize(
-                (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                Image.Resampling.LANCZOS,
-            )
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
