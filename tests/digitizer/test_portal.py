@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from digitizer.config import Settings
 from fixtures.idp import TestIdentityProvider
-from storage.db import AuditEvent, ConsentGrant, session_scope, utcnow
+from storage.db import AuditEvent, ConsentGrant, WebhookDelivery, session_scope, utcnow
 from tests.digitizer import vault_env
 from tests.digitizer.vault_env import (
     OTHER_PID,
@@ -194,7 +194,9 @@ def test_etag_polling_and_status_changes(
     e-copy replaces it in the list; a superseded one fetched by id has no link either."""
     approver = api(vault_settings, "approver")
     first = issue(approver, processed_document(vault_settings))
-    _, portal_a = portal(vault_settings)
+    client_id, portal_a = portal(vault_settings)
+    hook = {"name": "Cổng A", "url": "http://127.0.0.1:9/hooks", "client_id": client_id}
+    assert api(vault_settings, "admin", None).post("/v1/subscribers", json=hook).status_code == 201
     ref = _grant(portal_a, idp.token(PID))["citizen_ref"]
     docs = f"/v1/portal/citizens/{ref}/documents"
     listed = portal_a.get(docs)
@@ -228,3 +230,15 @@ def test_etag_polling_and_status_changes(
     )
     actions = [e.action for e in _audit(vault_settings)]
     assert actions.count("portal.documents.list") == 4  # the 304s are not reads of data
+    # Subscribers of the granted client hear of each change (issued before the grant: no).
+    with session_scope(vault_settings.db.url) as session:
+        events = [
+            (d.event, d.payload["ecopy_id"], d.payload["status"])
+            for d in session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
+        ]
+    assert events == [
+        ("revoked", first["id"], "revoked"),
+        ("issued", second["id"], "valid"),
+        ("superseded", second["id"], "superseded"),
+        ("issued", third["id"], "valid"),
+    ]
