@@ -12,8 +12,9 @@ presigned link (``GET .../documents/{ecopy_id}``). Every call writes an audit ev
 
 Printed and written as JSON (``bench/results/vault.json``): reads per second, p50 /
 p99 latency of the list call (target p99 <= 50 ms) and of the fetch, the error rate,
-and the API's peak memory (PSS of the uvicorn process tree, so pages shared by the
-forked workers count once).
+the API's peak memory (PSS of the uvicorn process tree, so pages shared by the
+forked workers count once), and the median latencies of one client alone first
+(``solo_*``: the service time of a call, without queueing behind 15 others).
 
     python -m bench.vault [--duration 30] [--clients 16] [--api-workers 2]
                           [--citizens 10000] [--ecopies 50000] [--pg-url URL]
@@ -307,7 +308,13 @@ async def _client(
 
 
 async def run_load(
-    base: str, key: str, citizen_ids: list[str], clients: int, duration: float, warmup: float
+    base: str,
+    key: str,
+    citizen_ids: list[str],
+    clients: int,
+    duration: float,
+    warmup: float,
+    solo: float,
 ) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(
@@ -319,7 +326,10 @@ async def run_load(
         await asyncio.gather(
             *(_client(http, citizen_ids, end, random.Random(i), scratch) for i in range(clients))
         )
-        stats: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": []}
+        # one client alone: the service time of a call, without queueing behind others
+        alone: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": []}
+        await _client(http, citizen_ids, time.perf_counter() + solo, random.Random(99), alone)
+        stats: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": [], "solo": alone}
         started = time.perf_counter()
         deadline = started + duration
         await asyncio.gather(
@@ -351,6 +361,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=30.0, help="Measured seconds.")
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--solo", type=float, default=5.0, help="Seconds of one client alone (service time)."
+    )
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="Admin URL (a database is made).")
     parser.add_argument("--keep-db", action="store_true", help="Do not drop the database.")
@@ -412,6 +425,7 @@ def main() -> None:
                 args.clients,
                 args.duration,
                 args.warmup,
+                args.solo,
             )
         )
         sampler.stop_event.set()
@@ -445,6 +459,8 @@ def main() -> None:
             "fetch_calls": len(stats["fetch_ms"]),
             "fetch_ms_p50": round(_percentile(stats["fetch_ms"], 0.50), 1),
             "fetch_ms_p99": round(_percentile(stats["fetch_ms"], 0.99), 1),
+            "solo_list_ms_p50": round(_percentile(stats["solo"]["list_ms"], 0.50), 1),
+            "solo_fetch_ms_p50": round(_percentile(stats["solo"]["fetch_ms"], 0.50), 1),
             "errors": errors,
             "error_rate": round(errors / calls, 4) if calls else None,
             "error_kinds": sorted(set(stats["errors"]))[:10],
