@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from digitizer.errors import BadInputError
+from digitizer.errors import InvalidRequestError
 from digitizer.services import audit
 from digitizer.services.citizens import CitizenRegistry
 from digitizer.services.keys import Actor
@@ -81,7 +81,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         if not isinstance(doc_id, str):
             raise ValueError
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise BadInputError("the cursor is not one this service returned") from exc
+        raise InvalidRequestError("the cursor is not one this service returned") from exc
     return (when if when.tzinfo else when.replace(tzinfo=UTC)), doc_id
 
 
@@ -147,14 +147,14 @@ def validate(query: SearchQuery) -> None:
     """Refuse malformed queries before touching data.
 
     Raises:
-        BadInputError: limit out of range, reversed dates, over-long text.
+        InvalidRequestError: limit out of range, reversed dates, over-long text.
     """
     if not 1 <= query.limit <= MAX_LIMIT:
-        raise BadInputError(f"limit must be between 1 and {MAX_LIMIT}")
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}")
     if query.date_from and query.date_to and query.date_from > query.date_to:
-        raise BadInputError("date_from is after date_to")
+        raise InvalidRequestError("date_from is after date_to")
     if query.q is not None and len(query.q) > _MAX_QUERY:
-        raise BadInputError(f"q is longer than {_MAX_QUERY} characters")
+        raise InvalidRequestError(f"q is longer than {_MAX_QUERY} characters")
 
 
 def search(
