@@ -367,22 +367,26 @@ def classify(file: Path, as_json: bool) -> None:
 def train(per_type: int, labels: bool) -> None:
     """Train the document-type model from generated documents and clerks' reviewed documents
     (corrections weighted), save it as a new version and make it current."""
+    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
     from digitizer.pipeline.training import train_default
     from digitizer.services.review import labelled_examples
-    from storage.db import session_scope
+    from storage.db import get_engine, session_scope
 
     settings = get_settings()
     reviewed = []
     if labels:
         try:
-            with session_scope(settings.db.url) as session:
-                reviewed = labelled_examples(session)
+            if inspect(get_engine(settings.db.url)).has_table("review_labels"):
+                with session_scope(settings.db.url) as session:
+                    reviewed = labelled_examples(session)
+            else:  # a fresh installation: nothing reviewed yet
+                click.echo("no review labels: the database is not migrated yet", err=True)
         except SQLAlchemyError as exc:
             _fail(
                 f"cannot read review labels from the database ({type(exc).__name__}); "
-                "run `sohoa migrate`, check SOHOA_DB__URL, or train with --no-labels"
+                "check SOHOA_DB__URL, or train with --no-labels"
             )
     model = train_default(_model_root(settings), per_type=per_type, extra=reviewed)
     corrected = sum(1 for e in reviewed if e.weight > 1.0)
