@@ -380,3 +380,25 @@ def test_a_pass_stops_starting_requests_when_its_time_is_up(
         assert len(waiting) == 2 and all(d.attempts == 0 for d in waiting)
     # the rest are due at once, not after the claim's lease
     assert len(webhooks.deliver_due(hooks).delivered) == 2
+
+
+def test_cli_delivers_once(hooks: Settings, receiver: Receiver) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from digitizer.stack import settings_env
+
+    client_id = _portal(hooks)
+    _register(hooks, receiver.url, client_id)
+    _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
+    done = subprocess.run(
+        [sys.executable, "-m", "digitizer.cli", "webhooks", "deliver"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings_env(hooks)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "delivered 1, retrying 0, failed 0"
+    assert len(receiver.received) == 1
