@@ -142,6 +142,11 @@ def record(
 
 
 # -- queries ------------------------------------------------------------------------------
+def _utc(moment: datetime) -> datetime:
+    # Stored times are UTC; SQLite compares them as text, so the bound value must be UTC too.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def search(
     session: Session,
     *,
@@ -175,9 +180,9 @@ def search(
         if value is not None:
             query = query.where(column == value)
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
+        query = query.where(AuditEvent.at >= _utc(since))
     if until is not None:
-        query = query.where(AuditEvent.at < until)
+        query = query.where(AuditEvent.at < _utc(until))
     rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
     following = str(rows[limit - 1].seq) if len(rows) > limit else None
     return rows[:limit], following

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -423,6 +423,7 @@ def test_request_id_is_kept_or_made_and_recorded(settings: Settings) -> None:
     ]
 
 
+@pytest.mark.smoke
 def test_admin_queries_the_trail_and_the_query_is_audited(settings: Settings) -> None:
     write_events(settings, 3, document_id="doc-a")
     write_events(settings, 2, document_id="doc-b")
@@ -461,6 +462,15 @@ def test_admin_queries_the_trail_and_the_query_is_audited(settings: Settings) ->
         params={"since": at3.isoformat(), "until": (at3 + timedelta(microseconds=1)).isoformat()},
     ).json()
     assert [e["seq"] for e in window["events"]] == [3]
+    hanoi = timezone(timedelta(hours=7))
+    local = admin.get(
+        "/v1/audit",
+        params={
+            "since": at3.astimezone(hanoi).isoformat(),
+            "until": (at3 + timedelta(microseconds=1)).astimezone(hanoi).isoformat(),
+        },
+    ).json()
+    assert [e["seq"] for e in local["events"]] == [3]
     assert admin.get("/v1/audit?cursor=abc").status_code == 422
 
     # the queries themselves are on record, as admin reads
