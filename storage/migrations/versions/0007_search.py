@@ -69,8 +69,7 @@ def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
     op.execute(_FUNCTIONS)
     op.execute(
-        "CREATE INDEX ix_documents_search ON documents "
-        "USING gin (sohoa_search_vector(search_text))"
+        "CREATE INDEX ix_documents_search ON documents USING gin (sohoa_search_vector(search_text))"
     )
 
 
