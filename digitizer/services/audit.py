@@ -488,8 +488,9 @@ def verify(
         if report.first_seq is None:
             report.first_seq = seq
         if seq != expected:
-            gap = f"event {expected}" if seq == expected + 1 else f"events {expected}-{seq - 1}"
-            report.add(expected, f"missing: {gap} deleted (the next event is {seq})")
+            gap = "deleted" if seq == expected + 1 else f"deleted with events up to {seq - 1}"
+            jump = f"jumps from event {expected - 1} to" if expected > 1 else "starts at"
+            report.add(expected, f"missing: {gap} (the log {jump} event {seq})")
         elif event.prev_hash != prev:
             before = f"event {seq - 1}" if seq > 1 else "the start of the chain"
             report.add(
@@ -501,7 +502,9 @@ def verify(
             report.add(seq, f"edited: its content does not match its hash ({event.action})")
         for a in pending.pop(seq, []):
             if a.head_hash != event.hash:
-                report.add(seq, f"differs from the {a.source} {a.name} made at {a.created_at}")
+                report.add(
+                    seq, f"its hash differs from the {a.source} {a.name} made at {a.created_at}"
+                )
         report.events += 1
         report.head_seq, report.head_hash = seq, event.hash
         expected, prev = seq + 1, event.hash
