@@ -24,6 +24,10 @@ class S3Settings(BaseModel):
     secure: bool = False
     region: str = "us-east-1"
     presign_seconds: int = 300
+    #: Server-side encryption with the S3 server's key (SSE-S3, ``AES256``) on every
+    #: PUT and as the bucket's default; the server must have a key configured
+    #: (SeaweedFS: ``WEED_S3_SSE_KEK``; MinIO: a KMS).
+    sse: bool = False
 
 
 class RedisSettings(BaseModel):
@@ -186,6 +190,15 @@ class AuditSettings(BaseModel):
     anchor_interval_s: float = Field(default=600.0, ge=0)
 
 
+class WebSettings(BaseModel):
+    """The staff web pages (``/web``): sessions opened with a personal key."""
+
+    #: A session unused this long ends (minutes).
+    idle_minutes: float = Field(default=30.0, gt=0)
+    #: A session ends this long after sign-in, however busy (hours).
+    max_hours: float = Field(default=12.0, gt=0)
+
+
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack (``sohoa up``) keeps its state."""
 
@@ -214,6 +227,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     vault: VaultSettings = Field(default_factory=VaultSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     public_base_url: str = "http://127.0.0.1:8000"
     #: 32+ random bytes (base64 or hex) for encrypting personal ids and keyed hashes;
     #: unset -> a key file is created in the embedded home (one-machine use only).

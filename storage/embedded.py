@@ -214,6 +214,10 @@ class SeaweedFS(_Managed):
     secret_key: str = "sohoa-secret-key"
     log_dir: Path | None = None
     binary: Path | None = None
+    #: Key encryption key for SSE-S3 (64 hex digits, ``openssl rand -hex 32``), given to
+    #: weed as ``WEED_S3_SSE_KEK``. Unset: ``weed mini`` makes one and keeps it in
+    #: ``data_dir`` (next to the data it protects: fine for local runs only).
+    sse_kek: str | None = None
     ports: dict[str, int] = field(default_factory=dict, init=False)
     startup_seconds: float | None = field(default=None, init=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -368,12 +372,16 @@ class SeaweedFS(_Managed):
         with open(self.log_path, "ab") as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
             out.flush()
+            env = None
+            if self.sse_kek is not None:
+                env = {**os.environ, "WEED_S3_SSE_KEK": self.sse_kek}
             self._proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
+                env=env,
                 start_new_session=True,
             )
         (self.data_dir / _PID_FILE).write_text(f"{self._proc.pid}\n")

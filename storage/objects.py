@@ -11,6 +11,7 @@ raise :class:`ObjectStoreUnavailableError` so callers can retry or answer 503.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from datetime import timedelta
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from minio.sse import SseS3
+from minio.sseconfig import Rule, SSEConfig
 
 from storage.errors import ObjectNotFoundError, ObjectStoreUnavailableError
 
@@ -48,6 +51,9 @@ class S3Config:
     secure: bool = False
     region: str = "us-east-1"
     presign_seconds: int = 300
+    #: Ask for server-side encryption with the server's key (SSE-S3, ``AES256``) on
+    #: every PUT, and make it the bucket's default when the bucket is created.
+    sse: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class ObjectStore:
             http_client=http,
         )
         self.bucket = config.bucket
+        self._sse = SseS3() if config.sse else None
 
     # -- errors ---------------------------------------------------------------------------
     def _wrap(self, exc: Exception, key: str) -> Exception:
@@ -103,6 +110,12 @@ class ObjectStore:
                 except S3Error as exc:
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
+                if self.config.sse:
+                    # Default encryption too, so that objects written by other tools
+                    # (a restore with rclone, an operator's copy) are encrypted as well.
+                    self.client.set_bucket_encryption(
+                        self.bucket, SSEConfig(Rule.new_sse_s3_rule())
+                    )
         except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._wrap(exc, self.bucket) from exc
 
@@ -130,6 +143,7 @@ class ObjectStore:
                 length=len(data),
                 content_type=content_type,
                 metadata=metadata or None,  # type: ignore[arg-type]
+                sse=self._sse,
             )
         except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._wrap(exc, key) from exc
@@ -157,6 +171,23 @@ class ObjectStore:
                 resp.release_conn()
         except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._wrap(exc, key) from exc
+
+    def sha256(self, key: str, chunk: int = 1 << 20) -> tuple[str, int]:
+        """SHA-256 (hex) and size of an object, read as a stream (no whole copy in memory)."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            resp = self.client.get_object(self.bucket, key)
+            try:
+                for block in resp.stream(chunk):
+                    digest.update(block)
+                    size += len(block)
+            finally:
+                resp.close()
+                resp.release_conn()
+        except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._wrap(exc, key) from exc
+        return digest.hexdigest(), size
 
     def stat(self, key: str) -> ObjectInfo | None:
         """Metadata of an object, or None when it does not exist."""

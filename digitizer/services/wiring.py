@@ -20,6 +20,7 @@ def object_store(settings: Settings) -> ObjectStore:
             secure=s3.secure,
             region=s3.region,
             presign_seconds=s3.presign_seconds,
+            sse=s3.sse,
         )
     )
 
