@@ -24,6 +24,14 @@ check() {
 check S3_ACCESS_KEY "${S3_ACCESS_KEY:-}"
 check S3_SECRET_KEY "${S3_SECRET_KEY:-}"
 
+# SSE-S3 key encryption key: weed reads WEED_S3_SSE_KEK itself. A malformed one must
+# stop the container here, not leave a store that silently writes plaintext.
+kek="${WEED_S3_SSE_KEK:-}"
+if [ "${#kek}" -ne 64 ] || [ -n "$(printf '%s' "$kek" | tr -d '0-9a-fA-F')" ]; then
+  echo "seaweedfs: WEED_S3_SSE_KEK (S3_SSE_KEK in .env) must be 64 hex digits (openssl rand -hex 32)" >&2
+  exit 64
+fi
+
 umask 077
 sed -e "s|\${S3_ACCESS_KEY}|${S3_ACCESS_KEY}|g" \
     -e "s|\${S3_SECRET_KEY}|${S3_SECRET_KEY}|g" \

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 LONG_RUNNING = {"seaweedfs", "minio", "redis", "postgres", "api", "worker"}
-APP_SERVICES = ("api", "worker", "migrate")
+APP_SERVICES = ("api", "worker", "migrate", "backup")
 STORES = ("postgres", "redis", "seaweedfs")
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
 VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -108,8 +108,9 @@ def test_every_long_running_service_has_a_healthcheck(
         check = services[name].get("healthcheck")
         assert check and check.get("test") and not check.get("disable"), name
         assert services[name].get("restart") == "unless-stopped", name
-    assert "healthcheck" not in services["migrate"]  # one-shot: it exits
-    assert services["migrate"]["restart"] == "no"
+    for one_shot in ("migrate", "backup"):
+        assert "healthcheck" not in services[one_shot]  # it exits
+        assert services[one_shot]["restart"] == "no"
 
 
 def test_python_healthchecks_compile(services: dict[str, dict[str, Any]]) -> None:
@@ -170,7 +171,8 @@ def test_minio_is_an_opt_in_profile_pinned_to_its_last_release(
     image = minio["image"]
     assert "minio/minio:" in image
     assert re.search(r":RELEASE\.20\d\d-\d\d-\d\dT\d\d-\d\d-\d\dZ$", image), image
-    assert all("profiles" not in svc for name, svc in services.items() if name != "minio")
+    optional = {"minio", "backup"}
+    assert all("profiles" not in svc for name, svc in services.items() if name not in optional)
 
 
 def test_seaweedfs_runs_mini_with_the_rendered_identities(
@@ -191,7 +193,7 @@ def test_seaweedfs_runs_mini_with_the_rendered_identities(
 # -- wiring ------------------------------------------------------------------------------
 def test_app_services_share_one_environment(services: dict[str, dict[str, Any]]) -> None:
     envs = [env_of(services[name]) for name in APP_SERVICES]
-    assert envs[0] == envs[1] == envs[2]
+    assert all(env == envs[0] for env in envs)
 
 
 def test_every_sohoa_variable_is_a_real_setting(services: dict[str, dict[str, Any]]) -> None:
@@ -219,6 +221,7 @@ def test_settings_load_from_the_compose_environment(
     assert settings.s3.endpoint == "seaweedfs:8333"
     assert settings.s3.access_key == "xs3_access_key"
     assert settings.s3.secure is False
+    assert settings.s3.sse is True  # encrypted at rest unless the operator says otherwise
     assert urlsplit(settings.redis.url).hostname == "redis"
     assert urlsplit(settings.db.url).hostname == "postgres"
     assert settings.db.url.startswith("postgresql+psycopg://sohoa:")
@@ -250,7 +253,13 @@ def test_app_services_point_at_the_service_names(services: dict[str, dict[str, A
 
 def test_secrets_have_no_defaults(services: dict[str, dict[str, Any]]) -> None:
     """A forgotten secret stops `docker compose`; it never falls back to a known value."""
-    secret_vars = {"S3_ACCESS_KEY", "S3_SECRET_KEY", "POSTGRES_PASSWORD", "SOHOA_SECRET_KEY"}
+    secret_vars = {
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        "S3_SSE_KEK",
+        "POSTGRES_PASSWORD",
+        "SOHOA_SECRET_KEY",
+    }
     seen: set[str] = set()
     for name, svc in services.items():
         for key, value in env_of(svc).items():
@@ -327,6 +336,7 @@ def _run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
             "S3_CONFIG_TEMPLATE": str(DEPLOY / "s3.json"),
             "S3_CONFIG": str(tmp_path / "s3.json"),
             "WEED": str(fake_weed),
+            "WEED_S3_SSE_KEK": "0123456789abcdef" * 4,
             **env,
         },
         capture_output=True,
@@ -354,3 +364,45 @@ def test_seaweedfs_entrypoint_refuses_bad_keys(tmp_path: Path, key: str, secret:
     assert done.returncode == 64
     assert "seaweedfs:" in done.stderr
     assert not (tmp_path / "s3.json").exists()
+
+
+@pytest.mark.parametrize("kek", ["", "abc", "g" * 64, "0" * 63, "0" * 65, "0" * 62 + " 1"])
+def test_seaweedfs_entrypoint_refuses_a_bad_sse_key(tmp_path: Path, kek: str) -> None:
+    done = _run_entrypoint(tmp_path, S3_ACCESS_KEY="sohoa", S3_SECRET_KEY="s", WEED_S3_SSE_KEK=kek)
+    assert done.returncode == 64
+    assert "WEED_S3_SSE_KEK" in done.stderr
+    assert not done.stdout  # weed never started
+
+
+# -- encryption at rest and backups ------------------------------------------------------
+def test_objects_are_encrypted_at_rest(services: dict[str, dict[str, Any]]) -> None:
+    """SeaweedFS gets a required key; sohoa asks for SSE-S3 on every write by default."""
+    kek = env_of(services["seaweedfs"])["WEED_S3_SSE_KEK"]
+    match = VAR.fullmatch(kek)
+    assert match and match["name"] == "S3_SSE_KEK" and match["op"] == ":?"
+    sse = env_of(services["api"])["SOHOA_S3__SSE"]
+    assert settings_path_exists("SOHOA_S3__SSE")
+    assert interpolate(sse) == "true"
+
+
+def test_backup_is_an_on_demand_one_shot(services: dict[str, dict[str, Any]]) -> None:
+    backup = services["backup"]
+    assert backup["profiles"] == ["backup"]  # never started by `docker compose up`
+    assert backup["command"] == ["sohoa", "backup", "/backups"]
+    assert env_of(backup) == env_of(services["api"])
+    (mount,) = backup["volumes"]
+    host, target = interpolate(mount).rsplit(":", 1)
+    assert target == "/backups" and host == "./backups"
+    assert "ports" not in backup
+    for store in ("postgres", "seaweedfs"):
+        assert backup["depends_on"][store]["condition"] == "service_healthy"
+
+
+def test_image_has_matching_backup_tools(services: dict[str, dict[str, Any]]) -> None:
+    """pg_dump refuses a server newer than itself: the client major is the server's."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    server_major = services["postgres"]["image"].split(":")[1].split(".")[0]
+    (client_major,) = re.findall(r"^ARG PG_MAJOR=(\d+)$", dockerfile, re.M)
+    assert client_major == server_major
+    assert '"postgresql-client-${PG_MAJOR}"' in dockerfile
+    assert re.search(r"apt-get install[^\n]*\brclone\b", dockerfile)
