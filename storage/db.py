@@ -284,6 +284,22 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column()
 
 
+class WebSession(Base):
+    """A signed-in browser of the web pages (``digitizer.services.websessions``).
+
+    Keyed by the SHA-256 of the cookie's token; lives as long as its key is valid,
+    the browser is not idle too long and nobody signs out.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxEntry(Base):
     """Work to hand to the queue, written in the same transaction as the state change."""
 

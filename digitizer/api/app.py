@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from digitizer import __version__
+from digitizer import __version__, web
 from digitizer.api import problems
 from digitizer.api.ratelimit import FailedAuthLimiter
 from digitizer.api.requestid import RequestIdMiddleware
@@ -119,4 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(review.router)
+    # The staff web pages (/web): after the API's problem handlers, which they wrap.
+    web.install(app)
     return app

@@ -19,6 +19,11 @@ HOW TO ADD A ROUTE: add ONE line to EXPECTED (keep the groups; any order works):
   routes that need one to reach the scope check (the role sweep sends none: 401/403
   must come before body validation).
 - A new path parameter: say how to fill it in ``World.param`` (own/other/missing).
+
+PAGE ROUTES (``/web/...``, ``digitizer.web``) are decided the same way, but called as a
+browser: with a session cookie of the role's key (and the session's ``X-CSRF-Token``,
+which every page POST checks) instead of a key. A page without a session answers 303 to
+``/web/login`` (where the API answers 401); a role not in the row gets a 403 page.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from sqlalchemy import select
 
 from digitizer.api.app import create_app
 from digitizer.config import AuthSettings, OfficeKeySettings, Settings, SigningSettings
-from digitizer.services.keys import create_key
+from digitizer.services import websessions
+from digitizer.services.keys import authenticate, create_key
 from digitizer.services.wiring import citizen_registry
 from fixtures.idp import TestIdentityProvider
 from storage.db import AuditEvent, BatchItem, ConsentGrant, Document, ECopy, session_scope, utcnow
@@ -130,6 +136,29 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/review/{document_id}/pages/{index}.png"): Rule(STAFF, OFFICE),
     ("PUT", "/v1/review/{document_id}"): Rule(STAFF, OFFICE, body={"json": {}}),
     ("POST", "/v1/review/{document_id}/approve"): Rule(STAFF, OFFICE),
+    # -- web pages (session cookie; see PAGE ROUTES above) -----------------------------
+    ("GET", "/web/login"): Rule(PUBLIC),
+    ("POST", "/web/login"): Rule(PUBLIC),
+    ("GET", "/web/static/{name}"): Rule(PUBLIC),
+    ("GET", "/web/"): Rule(STAFF | {"verifier"}),
+    ("POST", "/web/logout"): Rule(STAFF | {"verifier"}),
+    ("GET", "/web/verify"): Rule(STAFF | {"verifier"}),
+    ("POST", "/web/verify"): Rule(STAFF | {"verifier"}),
+    ("GET", "/web/batches/new"): Rule(STAFF),
+    ("POST", "/web/batches"): Rule(STAFF),
+    ("GET", "/web/batches/{batch_id}"): Rule(STAFF, OFFICE),
+    ("GET", "/web/batches/{batch_id}/rows"): Rule(STAFF, OFFICE),
+    ("POST", "/web/documents/{document_id}/reprocess"): Rule(STAFF, OFFICE),
+    ("GET", "/web/review"): Rule(STAFF, OFFICE_LIST),
+    ("GET", "/web/review/{document_id}"): Rule(STAFF, OFFICE),
+    ("GET", "/web/review/{document_id}/pages/{index}.png"): Rule(STAFF, OFFICE),
+    ("POST", "/web/review/{document_id}"): Rule(STAFF, OFFICE),
+    ("GET", "/web/documents/{document_id}"): Rule(STAFF, OFFICE),
+    ("GET", "/web/documents/{document_id}/original"): Rule(STAFF, OFFICE),
+    ("GET", "/web/documents/{document_id}/searchable.pdf"): Rule(STAFF, OFFICE),
+    ("GET", "/web/ecopies/{ecopy_id}/download"): Rule(STAFF, OFFICE),
+    ("GET", "/web/search"): Rule(STAFF),
+    ("POST", "/web/search"): Rule(STAFF, OFFICE_LIST, body={"data": {}}),
 }
 # fmt: on
 
@@ -186,7 +215,10 @@ def _routes(app: Any) -> list[RouteInfo]:
 
 
 def _order(route: RouteInfo) -> tuple[int, str]:
-    # Reads first, then writes, deletions last: a write must not spoil a later check.
+    # Reads first, then writes, deletions (and signing out) last: a write must not spoil
+    # a later check.
+    if route.path == "/web/logout":
+        return (4, route.path)
     return (
         {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}.get(route.method, 3),
         route.path,
@@ -238,6 +270,8 @@ class World:
     api: TestClient
     office: str = OFFICE_A
     keys: dict[str, str] = field(default_factory=dict)  # role -> key (office A; portal none)
+    #: role -> (cookie, CSRF token) of a web session opened with that role's key
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
     own: dict[str, str] = field(default_factory=dict)  # param -> value (office A, citizen A)
     other: dict[str, str] = field(default_factory=dict)  # office B, citizen B
     token_a: str = ""
@@ -271,7 +305,10 @@ class World:
         token: bool = True,
     ) -> Any:  # the test client's response
         sent = {"X-Citizen-Token": self.token_a} if token else {}
-        if role is not None:
+        if role is not None and is_page(route):
+            cookie, csrf = self.sessions[role]
+            sent.update({"Cookie": f"{websessions.COOKIE}={cookie}", "X-CSRF-Token": csrf})
+        elif role is not None:
             sent["X-API-Key"] = self.keys[role]
         sent.update(headers or {})
         kwargs = body(self) if callable(body) else dict(body or {})
@@ -282,6 +319,11 @@ class World:
             follow_redirects=False,
             **kwargs,
         )
+
+
+def is_page(route: RouteInfo) -> bool:
+    """A web page: called with a browser session instead of a key."""
+    return route.path.startswith("/web/")
 
 
 def _key(settings: Settings, role: str, office: str | None) -> tuple[str, str]:
@@ -295,6 +337,10 @@ def _build(settings: Settings) -> World:
     world = World(settings=settings, api=api)
     for role in ROLES:
         world.keys[role] = _key(settings, role, None if role == "portal" else OFFICE_A)[1]
+        with session_scope(settings.db.url) as session:
+            actor = authenticate(session, world.keys[role])
+            cookie, user = websessions.open_session(session, settings, actor)
+            world.sessions[role] = (cookie, user.csrf_token)
     portal_a = _key(settings, "portal", None)  # the client the tests call as
     world.keys["portal"] = portal_a[1]
     portal_b = _key(settings, "portal", None)  # another client, trusted by citizen B
@@ -428,7 +474,14 @@ def test_every_route_answers_every_role_as_decided(world: World) -> None:
             if anonymous.status_code in (401, 403):
                 failures.append(f"{route.method} {route.path}: public, got {anonymous.status_code}")
             continue
-        if anonymous.status_code != 401:
+        if is_page(route):
+            location = anonymous.headers.get("location", "")
+            if anonymous.status_code != 303 or not location.startswith("/web/login"):
+                failures.append(
+                    f"{route.method} {route.path} without session: {anonymous.status_code} "
+                    f"{location!r}, expected 303 to /web/login"
+                )
+        elif anonymous.status_code != 401:
             failures.append(f"{route.method} {route.path} without key: {anonymous.status_code}")
         for role in ROLES:
             status = world.call(route, role).status_code

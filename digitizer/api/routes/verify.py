@@ -14,6 +14,7 @@ from digitizer.models import Problem, PublicCheck
 from digitizer.services import audit, issuing
 from digitizer.services.keys import Actor
 from digitizer.services.verify import VerifyService
+from digitizer.web.routes import verify as web_verify
 from signing import report as reports
 from signing.validator import Verdict
 
@@ -104,9 +105,12 @@ _STATUS_LABELS = {
     response_model=PublicCheck,
     responses={404: {"model": Problem, "description": "Unknown code"}},
 )
-def public_check(code: str, session: SessionDep) -> PublicCheck:
-    """Public QR check (no key): only type, issuer, issue date and status."""
+def public_check(code: str, request: Request, session: SessionDep) -> PublicCheck | Response:
+    """Public QR check (no key): only type, issuer, issue date and status (a page for
+    browsers, JSON for programs)."""
     ecopy = issuing.by_code(session, code)
+    if web_verify.wants_html(request):
+        return web_verify.public_check_page(request, ecopy)
     return PublicCheck(
         status=ecopy.status,
         label=_STATUS_LABELS.get(ecopy.status, ecopy.status),

@@ -1,0 +1,1 @@
+"""Page routes under ``/web``, one module per page family."""
