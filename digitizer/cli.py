@@ -771,5 +771,68 @@ def webhooks_deliver() -> None:
     )
 
 
+# -- backup, restore, integrity ----------------------------------------------------------
+def _integrity_exit(report: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """Print an integrity report (one line, or JSON) and exit 3 when something is wrong."""
+    if as_json:
+        click.echo(json.dumps({**(extra or {}), **report.to_json()}, ensure_ascii=False, indent=2))
+    if not report.ok:
+        click.echo(f"sohoa: {report.summary()}", err=True)
+        for finding in report.findings[1:20]:
+            click.echo(f"  {finding.line()}", err=True)
+        for problem in report.audit_problems[:20]:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(3)
+    if not as_json:
+        click.echo(report.summary())
+
+
+@main.command("backup")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Folder name (default sohoa-backup-<UTC time>).")
+def backup_cmd(root: Path, name: str | None) -> None:
+    """pg_dump + rclone copy of the bucket into a new folder under ROOT, with a manifest."""
+    from digitizer.services.backup import backup
+
+    result = backup(get_settings(), root, name=name)
+    m = result.manifest
+    click.echo(
+        f"{result.folder}: {m['database']['kind']} dump {m['database']['size']} bytes, "
+        f"{m['objects']['count']} objects ({m['objects']['bytes']} bytes), "
+        f"{result.report.documents} documents and {result.report.ecopies} e-copies verified"
+    )
+    if not result.ok:
+        _integrity_exit(result.report, False)
+
+
+@main.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--no-check", is_flag=True, help="Skip the integrity check after restoring.")
+@click.option("--json", "as_json", is_flag=True, help="Print the check's report as JSON.")
+def restore_cmd(folder: Path, no_check: bool, as_json: bool) -> None:
+    """Restore a backup into an empty database and bucket, then verify everything."""
+    from digitizer.services.backup import restore
+    from digitizer.services.integrity import check
+
+    settings = get_settings()
+    result = restore(settings, folder)
+    rows = sum(result.rows.values())
+    click.echo(f"restored {rows} rows and {result.objects} objects from {folder}", err=as_json)
+    if no_check:
+        return
+    report = check(settings, audit_head=result.audit_head)
+    _integrity_exit(report, as_json)
+
+
+@main.command("check")
+@click.option("--quick", is_flag=True, help="Existence and size only (no hashing).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_cmd(quick: bool, as_json: bool) -> None:
+    """Every document's original, derived objects and e-copies, and the audit chain."""
+    from digitizer.services.integrity import check
+
+    _integrity_exit(check(get_settings(), quick=quick), as_json)
+
+
 if __name__ == "__main__":
     main()
