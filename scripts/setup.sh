@@ -18,7 +18,8 @@ for pkg in python3-venv tesseract-ocr tesseract-ocr-vie redis-server \
   have "$pkg" || need+=("$pkg")
 done
 if [ "$WITH_TEST" = 1 ]; then
-  for pkg in postgresql softhsm2; do have "$pkg" || need+=("$pkg"); done
+  # rclone: the backup/restore test copies buckets with it (sohoa backup / restore).
+  for pkg in postgresql softhsm2 rclone; do have "$pkg" || need+=("$pkg"); done
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
