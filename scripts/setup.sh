@@ -19,7 +19,8 @@ for pkg in python3-venv tesseract-ocr tesseract-ocr-vie redis-server \
 done
 if [ "$WITH_TEST" = 1 ]; then
   # rclone: the backup/restore test copies buckets with it (sohoa backup / restore).
-  for pkg in postgresql softhsm2 rclone; do have "$pkg" || need+=("$pkg"); done
+  # chromium: the browser tests drive Debian's build by path (tests/web/test_browser.py).
+  for pkg in postgresql softhsm2 rclone chromium; do have "$pkg" || need+=("$pkg"); done
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

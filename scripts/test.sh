@@ -21,6 +21,8 @@ fi
 
 # setup.sh --test installs the PaddleOCR extra: its tests must run, not skip.
 export SOHOA_REQUIRE_PADDLE=1
+# setup.sh --test installs Debian's chromium: the browser tests must run, not skip.
+export SOHOA_REQUIRE_BROWSER=1
 
 echo "== full suite on PostgreSQL"
 SOHOA_TEST_DB=postgresql .venv/bin/python -m pytest -q "$@"

@@ -99,6 +99,12 @@ def install(app: FastAPI) -> None:
     wrap(RequestValidationError, invalid)
     wrap(StarletteHTTPException, http)
 
+    def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_page(request, 500, "http-error", "the error was logged")
+
+    wrap(Exception, unexpected)
+
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
         response = RedirectResponse(login_url(exc.next_path), status_code=303)

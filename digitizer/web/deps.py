@@ -76,7 +76,7 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 TEMPLATES.globals.update(labels=labels, version=__version__, prefix=PREFIX)
-TEMPLATES.filters.update(vn_time=_vn_time, percent=_percent)
+TEMPLATES.filters.update(vn_time=_vn_time, percent=_percent, reason=labels.reason)
 
 
 def render(

@@ -68,7 +68,19 @@ function setupPolling() {
   window.setTimeout(tick, delay);
 }
 
+// In forms marked data-enter-submits, Enter on a list (select) saves too, as in a text field.
+function setupEnterSubmits() {
+  document.querySelectorAll("form[data-enter-submits] select").forEach((select) =>
+    select.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || event.altKey || event.ctrlKey || event.metaKey) return;
+      event.preventDefault();
+      select.form.requestSubmit();
+    })
+  );
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupDropzones();
+  setupEnterSubmits();
   setupPolling();
 });
