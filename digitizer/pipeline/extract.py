@@ -33,6 +33,9 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
 from digitizer.pipeline.classify import Classification, ClassifyConfig, Document, as_pages, is_motto
 from digitizer.pipeline.issuers import (
     BODIES as _BODY_NAMES,
@@ -42,6 +45,7 @@ from digitizer.pipeline.issuers import (
     fold,
     normalize_issuer,
     normalize_tone_marks,
+    open_names,
     province_names,
     title_case,
 )
@@ -235,10 +239,15 @@ class _Hit:
     line: _Line
     quality: float = 1.0
     extra: tuple[_Line, ...] = ()
+    #: Per line (``line`` then ``extra``), how strongly something other than OCR's own
+    #: confidence says the line was read right (see :func:`_supported`); default none.
+    evidence: tuple[float, ...] = ()
 
     @property
     def conf(self) -> float:
-        confs = [self.line.conf, *(ln.conf for ln in self.extra)]
+        lines = (self.line, *self.extra)
+        evidence = self.evidence + (0.0,) * (len(lines) - len(self.evidence))
+        confs = [_supported(ln.conf, e) for ln, e in zip(lines, evidence, strict=False)]
         return min(confs) * self.quality
 
     @property
@@ -256,6 +265,29 @@ class _Hit:
     @property
     def source_text(self) -> str:
         return "\n".join(ln.text for ln in (self.line, *self.extra))
+
+
+#: Evidence that a reading is right, independent of OCR's confidence in the line: the text is
+#: exactly one of a few known words or names (a body, a province, "Nam"/"Nữ"), which OCR
+#: errors rarely turn into another one; or an open name (a commune) read the same a second
+#: time elsewhere in the document.
+_CLOSED_VOCABULARY = 0.8
+_CORROBORATED = 0.8
+#: A document number whose symbol is well formed ("865/QĐ-SNNMT"): the parse is right; the
+#: digits have no check of their own, so this weighs little.
+_WELL_FORMED = 0.2
+#: ... and whose symbol names the issuer read from the header ("SNNMT" for Sở Nông nghiệp và
+#: Môi trường): two regions of the page agree.
+_NAMES_ISSUER = 0.35
+
+
+def _supported(conf: float, evidence: float) -> float:
+    """OCR confidence combined with independent evidence (noisy-or): a reading is wrong only
+    when OCR erred and the check failed to notice. Tesseract's line confidence averages its
+    words, so label noise ("Giới tính/Sex;: Nam") or a faint parent line of a header lowers
+    it although the value was read right; a check on the value itself is the better witness.
+    """
+    return 1.0 - (1.0 - conf) * (1.0 - evidence)
 
 
 def _value(hit: _Hit, value: str, confidence: float) -> FieldValue:
@@ -279,7 +311,12 @@ def _label_re(label: str) -> re.Pattern[str]:
     # OCR reads a comma as a full stop now and then ("Ngày. tháng, năm sinh").
     body = re.escape(label).replace(r"\ ", r"\s*").replace(",", "[,.]?")
     body = body.replace(r"\/", r"\s*/\s*")
-    return re.compile(r"(?:^|(?<=[\s(*.\d/]))" + body + r"\s*[:;]\s*")
+    if "/" not in label:
+        # Cards gloss labels in English ("Họ và tên/Full name:"); the gloss is small print,
+        # often misread ("Eull name", "Date ofbirth"): the Vietnamese label is what counts.
+        body += r"(?:\s*/\s*[a-z][a-z .,']{1,30}?)?"
+    # The colon is small and often read with a speck as two marks ("Giới tính/Sex;: Nam").
+    return re.compile(r"(?:^|(?<=[\s(*.\d/]))" + body + r"\s*[:;][:;.,']?\s*")
 
 
 _LABEL_CACHE: dict[str, re.Pattern[str]] = {}
@@ -579,6 +616,9 @@ GIVEN_NAMES = frozenset(
 _SNAPPED = 0.92  # a syllable read as the only name it can be
 _AMBIGUOUS = 0.5  # unknown syllable that folds to several names: a person must read it
 _UNKNOWN = 0.85  # a rare name: plausible, a little less sure
+#: A rare syllable one letter away from a common name ("VẾN" beside "YẾN", "GLANG" beside
+#: "GIANG"): more often a misreading of the common name than a rare name.
+_NEAR_KNOWN = 0.6
 
 
 def _lexicon_index(words: frozenset[str]) -> dict[str, list[str]]:
@@ -610,8 +650,19 @@ def _snap_name(words: list[str]) -> tuple[list[str], float]:
             quality *= _AMBIGUOUS
         else:
             out.append(word)
-            quality *= _UNKNOWN
+            near = _near_known(fold(word), index)
+            quality *= _NEAR_KNOWN if near else _UNKNOWN
     return out, quality
+
+
+def _near_known(folded: str, index: Mapping[str, list[str]]) -> bool:
+    """Whether a folded syllable is one edit from a folded name of ``index``."""
+    if len(folded) < 3:
+        return False  # two letters are one edit from half the lexicon: no information
+    return (
+        process.extractOne(folded, index.keys(), scorer=Levenshtein.distance, score_cutoff=1)
+        is not None
+    )
 
 
 def parse_name(text: str) -> tuple[str, float] | None:
@@ -621,7 +672,7 @@ def parse_name(text: str) -> tuple[str, float] | None:
     small cost, one that could be several is kept and doubted."""
     text = unicodedata.normalize("NFC", text)
     # Specks OCR'd as punctuation before or after the name ("_' ĐINH PHƯƠNG CHÂU").
-    text = re.sub(r"^[^\w]+|_", " ", text).strip()
+    text = re.sub(r"^[\W_]+|_", " ", text).strip()
     text = re.split(r"[,;(]|\s+-\s+|\bsinh\b|\bnăm sinh\b", text, maxsplit=1)[0]
     words = [w for w in re.split(r"\s+", text.strip(" .:*")) if w]
     if not 2 <= len(words) <= 6:
@@ -647,7 +698,7 @@ def _sex(text: str) -> tuple[str, float] | None:
 
 _SYMBOL_FIX = {"QD": "QĐ", "HDND": "HĐND", "NQ": "NQ", "TLKS": "TLKS"}
 _DOC_NUMBER = re.compile(
-    r"([0-9OoIl|]{1,6})\s*((?:/\s*[0-9A-ZĐa-zđ]{1,12}\s*)*(?:[-–]\s*[0-9A-ZĐa-zđ]{1,10}\s*)*)"
+    r"([0-9OoIl|SBZ]{1,6})\s*((?:/\s*[0-9A-ZĐa-zđ]{1,12}\s*)*(?:[-–]\s*[0-9A-ZĐa-zđ]{1,10}\s*)*)"
 )
 
 
@@ -658,9 +709,11 @@ def parse_document_number(text: str) -> tuple[str, float] | None:
     if not match:
         return None
     number, repairs = _digits(match.group(1))
-    if not number.isdigit():
+    if not number.isdigit() or not re.search(r"\d", match.group(1)):
         return None
     quality = 1.0
+    if re.match(r"[^\s.,;]", text[match.start() + len(match.group(0).rstrip()) :]):
+        quality *= 0.4  # the number goes on with characters no parse explains: read it again
     symbol = re.sub(r"\s+", "", match.group(2)).replace("–", "-").upper()
     if "ĐĐ" in symbol:  # one Đ read twice (Đ and Ð)
         symbol = symbol.replace("ĐĐ", "Đ")
@@ -876,8 +929,12 @@ def _signer(doc: _Doc) -> tuple[_Hit, str, float] | None:
     return None
 
 
-def _header_office(doc: _Doc) -> tuple[_Hit, Issuer] | None:
-    """The issuing office of a Decree 30 header: the lines above "Số:", left of the motto."""
+def _header_office(doc: _Doc) -> tuple[_Hit, Issuer, bool] | None:
+    """The issuing office of a Decree 30 header: the lines above "Số:", left of the motto.
+
+    Returns the hit, the issuer, and whether the header names a commune that other lines of
+    the document (not the date line) confirm, every other header line being known names.
+    """
     first = doc.page_lines[0] if doc.page_lines else []
     office: list[_Line] = []
     texts: list[str] = []
@@ -915,8 +972,57 @@ def _header_office(doc: _Doc) -> tuple[_Hit, Issuer] | None:
         # Decree 30 abbreviates only the parent ("UBND TỈNH X" over "SỞ Y"): the issuer's own
         # line is missing.
         quality *= 0.4
-    hit = _Hit(" ".join(texts), office[0], quality, tuple(office[1:]))
-    return hit, _with_place_spelling(doc, issuer)
+    spelt = _with_place_spelling(doc, issuer)
+    evidence: tuple[float, ...] = ()
+    confirmed = False
+    if spelt == issuer:
+        # When the date line spells the unit otherwise, the two readings disagree: OCR's
+        # confidence alone speaks for the value.
+        evidence = tuple(_header_evidence(doc, text, office) for text in texts)
+        confirmed = _communes_confirmed(doc, texts, office)
+    hit = _Hit(" ".join(texts), office[0], quality, tuple(office[1:]), evidence)
+    return hit, spelt, confirmed
+
+
+def _communes_confirmed(doc: _Doc, texts: Sequence[str], header: Sequence[_Line]) -> bool:
+    """Whether the header names a commune ("CÔNG AN XÃ KRÔNG PẮC") read the same on other
+    lines than the date line ("Công an Xã Krông Pắc xác nhận:", an address), every other part
+    of the header being known names: then a date line naming another place ("Krông Đắc,
+    ngày ...") is the misreading, not the header."""
+    found = _date_line(doc)
+    skip = [*header, found[0].line] if found else list(header)
+    names = [open_names(text) for text in texts]
+    if any(n is None for n in names):
+        return False
+    flat = [name for line_names in names if line_names for name in line_names]
+    return bool(flat) and all(_read_elsewhere(doc, name, skip) for name in flat)
+
+
+def _header_evidence(doc: _Doc, text: str, header: Sequence[_Line]) -> float:
+    """How far a header line is confirmed apart from OCR: a line made only of known names
+    (body, province) is; one that also names a commune is when that name is read the same,
+    diacritics included, on another line of the document (the date line "Phủ Lý, ngày ...",
+    "Công an Phường Phủ Lý xác nhận:")."""
+    names = open_names(text)
+    if names is None:
+        return 0.0
+    if not names:
+        return _CLOSED_VOCABULARY
+    if all(_read_elsewhere(doc, name, header) for name in names):
+        return _CORROBORATED
+    return 0.0
+
+
+def _read_elsewhere(doc: _Doc, name: str, skip: Sequence[_Line]) -> bool:
+    """Whether ``name`` appears, as whole words with the same diacritics (case aside), on a
+    line of the document other than ``skip``."""
+    wanted = normalize_tone_marks(name).lower()
+    pattern = re.compile(r"(?<!\w)" + re.escape(wanted) + r"(?!\w)")
+    skipped = {ln.index for ln in skip}
+    return any(
+        ln.index not in skipped and pattern.search(normalize_tone_marks(ln.text).lower())
+        for ln in doc.lines
+    )
 
 
 def _starts_with_body_or_unit(text: str) -> bool:
@@ -999,8 +1105,9 @@ def _office_issuer(doc: _Doc, registry_labels: Sequence[str] = ()) -> FieldValue
         if fold(registry[1].name).startswith(fold(header[1].name)):
             return _issuer_value(registry[0], registry[1])
     if header:
-        value = _issuer_value(*header)
-        if _place_agrees(doc, header[1]) is False:
+        hit, issuer, confirmed = header
+        value = _issuer_value(hit, issuer)
+        if not confirmed and _place_agrees(doc, issuer) is False:
             value = _scaled(value, 0.6)  # the header names another place than the date line
         return value
     if registry:
@@ -1039,6 +1146,7 @@ class _Out:
 
     def __init__(self) -> None:
         self.fields: dict[str, FieldValue] = {}
+        self._number: tuple[_Hit, str, float] | None = None
 
     def put(self, name: str, value: FieldValue | None) -> None:
         if value is not None and value.value:
@@ -1069,11 +1177,31 @@ class _Out:
             if parsed:
                 self.put(name, _value(hit, parsed[0], hit.conf * parsed[1]))
 
+    def number(self, found: tuple[_Hit, str, float] | None, *, names_issuer: bool = False) -> None:
+        """The "Số: ..." number. ``names_issuer``: this type's symbols name the issuing body
+        ("QĐ-SNNMT", "XN-CA"); checked against the issuer in :meth:`finish`."""
+        self._number = found if names_issuer else None
+        if found:
+            self.put("document_number", _number_value(found, None))
+
+    def finish(self) -> None:
+        """Checks that need several fields: a symbol that names the issuer confirms the
+        number's reading; one that names another body withdraws the format's support."""
+        issuer = self.fields.get("issuer")
+        if self._number and issuer:
+            self.put("document_number", _number_value(self._number, issuer.value))
+
     def sex(self, hit: _Hit | None) -> None:
         if hit:
             parsed = _sex(hit.text)
             if parsed:
-                self.put("sex", _value(hit, parsed[0], hit.conf * parsed[1]))
+                value, quality = parsed
+                # "Nam" and "Nữ" share no letter after the first: a value read exactly as
+                # one of them, and nothing else, is a closed-vocabulary reading.
+                words = hit.text.strip(" .:;,").split()
+                exact = len(words) == 1 and words[0].lower() == value.lower()
+                evidence = _CLOSED_VOCABULARY if exact else 0.0
+                self.put("sex", _value(hit, value, _supported(hit.conf, evidence) * quality))
 
     def cross_check(self, prefix: str = "") -> None:
         """Personal id against date of birth and sex: agreement confirms, conflict demotes."""
@@ -1090,6 +1218,29 @@ class _Out:
                 self.fields[f"{prefix}date_of_birth"] = _scaled(dob, 0.5)
             if sex:
                 self.fields["sex"] = _scaled(sex, 0.5)
+
+
+_WELL_FORMED_NUMBER = re.compile(r"[1-9]\d{0,5}(?:/(?:19|20)\d\d)?/[A-ZĐ]{2,}(?:-[A-ZĐ0-9]+)*")
+
+
+def _number_value(found: tuple[_Hit, str, float], issuer: str | None) -> FieldValue:
+    """A document number's confidence: OCR's, lifted a little when the parse needed no repair
+    and the symbol is well formed ("865/QĐ-SNNMT": number, optional year, letters); with
+    ``issuer`` (types whose symbols name the issuing body), lifted a little more when the
+    symbol names it and not at all when it names another body."""
+    hit, value, quality = found
+    evidence = 0.0
+    if quality == 1.0 and _WELL_FORMED_NUMBER.fullmatch(value):
+        evidence = _WELL_FORMED
+        if issuer is not None:
+            evidence = _NAMES_ISSUER if _symbol_names_issuer(value, issuer) else 0.0
+    return _value(hit, value, _supported(hit.conf, evidence) * quality)
+
+
+def _supported_value(value: FieldValue, evidence: float) -> FieldValue:
+    return FieldValue(
+        value.value, _supported(value.confidence, evidence), value.page, value.bbox, value.text
+    )
 
 
 def _scaled(value: FieldValue, factor: float) -> FieldValue:
@@ -1164,9 +1315,7 @@ def _birth_certificate(doc: _Doc, out: _Out) -> None:
     out.place("place_of_birth", _find(doc, ("noi sinh",), wrap=True))
     out.name("mother_name", _name_field(doc, _LABELS["mother_name"]))
     out.name("father_name", _name_field(doc, _LABELS["father_name"]))
-    number = _number_line(doc)
-    if number:
-        out.put("document_number", _value(number[0], number[1], number[0].conf * number[2]))
+    out.number(_number_line(doc))
     out.date(
         "issue_date",
         _date_line(doc) or _date_field(doc, ("ngay, thang, nam dang ky", "ngay dang ky")),
@@ -1234,6 +1383,7 @@ def _citizen_id(doc: _Doc, out: _Out) -> None:
                 )
                 break
     _mrz_check(doc, out)
+    _mrz_dates_check(doc, out)
     out.cross_check()
 
 
@@ -1251,6 +1401,56 @@ def _mrz_check(doc: _Doc, out: _Out) -> None:
             return
 
 
+def _icao_check(data: str) -> str:
+    """ICAO 9303 check digit of digits and fillers."""
+    weights = (7, 3, 1)
+    return str(
+        sum((int(ch) if ch.isdigit() else 0) * weights[i % 3] for i, ch in enumerate(data)) % 10
+    )
+
+
+_MRZ_DATES = re.compile(r"[0-9OoIlSBZ]{7}[MF<][0-9OoIlSBZ]{7}VNM")
+#: The machine-readable zone of a card repeats the birth date, sex and expiry, each date with
+#: its check digit: a second reading, in another font, that checks itself.
+_MRZ_AGREES = 0.9
+
+
+def _mrz_dates_check(doc: _Doc, out: _Out) -> None:
+    """The second MRZ line ("9510179F3510177VNM<<<...") against the printed date of birth, sex
+    and expiry: a date whose check digit holds and agrees confirms the printed value; one that
+    disagrees sends it to a person."""
+    for line in doc.lines:
+        compact = line.text.replace(" ", "")
+        if not _MRZ_DATES.match(compact):
+            continue
+        # Digits read as look-alike letters are repaired: the check digits judge the result.
+        fixed = compact[:7].translate(_DIGIT_FIX) + compact[7] + compact[8:15].translate(_DIGIT_FIX)
+        if not re.fullmatch(r"\d{7}[MF<]\d{7}", fixed):
+            return
+        born, born_check, sex = fixed[:6], fixed[6], fixed[7]
+        expires, expires_check = fixed[8:14], fixed[14]
+        checks = {
+            "date_of_birth": born if _icao_check(born) == born_check else None,
+            "valid_until": expires if _icao_check(expires) == expires_check else None,
+        }
+        for name, digits in checks.items():
+            value = out.fields.get(name)
+            if value is None or digits is None:
+                continue
+            printed = date.fromisoformat(value.value).strftime("%y%m%d")
+            if printed == digits:
+                out.fields[name] = _supported_value(value, _MRZ_AGREES)
+            else:
+                out.fields[name] = _scaled(value, 0.3)
+        printed_sex = out.fields.get("sex")
+        if printed_sex is not None and sex in "MF" and checks["date_of_birth"] is not None:
+            if (sex == "F") == (printed_sex.value == "Nữ"):
+                out.fields["sex"] = _supported_value(printed_sex, _MRZ_AGREES)
+            else:
+                out.fields["sex"] = _scaled(printed_sex, 0.3)
+        return
+
+
 def _marriage_certificate(doc: _Doc, out: _Out) -> None:
     husband = _section(
         doc, ("thong tin nguoi chong", "ben chong"), ("thong tin nguoi vo", "ben vo")
@@ -1263,9 +1463,7 @@ def _marriage_certificate(doc: _Doc, out: _Out) -> None:
         out.date(f"{prefix}date_of_birth", _date_field(doc, _LABELS["date_of_birth"], lines))
         out.pid(f"{prefix}personal_id", _find(doc, _LABELS["personal_id"], lines=lines))
         out.cross_check(prefix)
-    number = _number_line(doc)
-    if number:
-        out.put("document_number", _value(number[0], number[1], number[0].conf * number[2]))
+    out.number(_number_line(doc))
     out.date("issue_date", _date_line(doc) or _date_field(doc, ("ngay, thang, nam dang ky",)))
     out.put("issuer", _office_issuer(doc, ("noi dang ky ket hon",)))
     out.name("signer", _signer(doc))
@@ -1275,9 +1473,7 @@ def _death_certificate(doc: _Doc, out: _Out) -> None:
     _person(doc, out, ("ho, chu dem, ten", "ho va ten nguoi chet", "ho va ten"))
     out.date("date_of_death", _date_field(doc, ("da chet vao luc", "thoi diem chet")))
     out.place("place_of_death", _find(doc, ("noi chet",), wrap=True))
-    number = _number_line(doc)
-    if number:
-        out.put("document_number", _value(number[0], number[1], number[0].conf * number[2]))
+    out.number(_number_line(doc))
     out.date("issue_date", _date_line(doc))
     out.put("issuer", _office_issuer(doc, ("noi dang ky khai tu",)))
     out.name("signer", _signer(doc))
@@ -1287,9 +1483,7 @@ def _death_certificate(doc: _Doc, out: _Out) -> None:
 def _residence_confirmation(doc: _Doc, out: _Out) -> None:
     _person(doc, out, ("ho, chu dem va ten", "ho va ten"))
     out.place("place_of_residence", _find(doc, ("noi thuong tru",), wrap=True))
-    number = _number_line(doc)
-    if number:
-        out.put("document_number", _value(number[0], number[1], number[0].conf * number[2]))
+    out.number(_number_line(doc), names_issuer=True)
     out.date("issue_date", _date_line(doc))
     out.put("issuer", _office_issuer(doc))
     out.name("signer", _signer(doc))
@@ -1424,6 +1618,17 @@ def _business_registration(doc: _Doc, out: _Out) -> None:
     out.name("signer", _signer(doc))
 
 
+def _symbol_names_issuer(number: str, issuer: str) -> bool:
+    """Whether a document number's symbol names the issuer's body ("865/QĐ-SNNMT" and "Sở
+    Nông nghiệp và Môi trường ...", "777/XN-CA" and "Công an ...")."""
+    tokens = re.split(r"[/-]", fold(number).upper())
+    body = issuer.split(",")[0]
+    acronym = _acronym(next((b for _k, b, _l in _BODY_NAMES if body.startswith(b)), body))
+    # A chairman signs for the committee: "QĐ-CT" is the committee's decision too.
+    accepted = (acronym, "CT") if acronym == "UBND" else (acronym,)
+    return any(t.startswith(accepted) for t in tokens if t)
+
+
 def _acronym(body: str) -> str:
     """ "Sở Khoa học và Công nghệ" -> "SKHCN", "Ủy ban nhân dân" -> "UBND", "Công an" -> "CA"."""
     words = [w for w in fold(body).split() if w not in ("va", "-", ",")]
@@ -1431,22 +1636,14 @@ def _acronym(body: str) -> str:
 
 
 def _official_document(doc: _Doc, out: _Out) -> None:
-    number = _number_line(doc)
-    if number:
-        out.put("document_number", _value(number[0], number[1], number[0].conf * number[2]))
+    out.number(_number_line(doc), names_issuer=True)
     out.date("issue_date", _date_line(doc))
     issuer = _office_issuer(doc)
     document_number = out.fields.get("document_number")
-    if issuer and document_number:
+    if issuer and document_number and not _symbol_names_issuer(document_number.value, issuer.value):
         # The symbol names the issuer ("QĐ-SNV", "SNV-VP", "UBND-VP", "CAX-QLHC"): a header
         # whose body is not in it was probably misread or partly lost.
-        tokens = re.split(r"[/-]", fold(document_number.value).upper())
-        body = issuer.value.split(",")[0]
-        acronym = _acronym(next((b for _k, b, _l in _BODY_NAMES if body.startswith(b)), body))
-        # A chairman signs for the committee: "QĐ-CT" is the committee's decision too.
-        accepted = (acronym, "CT") if acronym == "UBND" else (acronym,)
-        if not any(t.startswith(accepted) for t in tokens if t):
-            issuer = _scaled(issuer, 0.5)
+        issuer = _scaled(issuer, 0.5)
     out.put("issuer", issuer)
     out.name("signer", _signer(doc))
 
@@ -1481,6 +1678,7 @@ def extract(doc: Document, doc_type: str) -> dict[str, FieldValue]:
         return {}
     out = _Out()
     extractor(_Doc(as_pages(doc)), out)
+    out.finish()
     return out.fields
 
 

@@ -491,6 +491,54 @@ def normalize_issuer(lines: str | Sequence[str], issued: date | None = None) -> 
     return _compose(body, units)
 
 
+def open_names(line: str) -> list[str] | None:
+    """The names in one printed issuer line that no table of this module can check.
+
+    A header line such as "UBND TỈNH THANH HÓA", "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG" or "CÔNG AN
+    PHƯỜNG PHỦ LÝ" is made of an optional body of :data:`BODIES` followed by administrative
+    units (kind + name). Bodies and provinces (current or former) are a closed vocabulary:
+    compared without diacritics, spaces or punctuation, an OCR error rarely turns one into
+    another. Names of lower units (communes, former districts) are open: only another reading
+    of the same name can confirm them.
+
+    Returns:
+        ``[]`` when every part of the line is a known name; the open names (title case, as
+        printed) otherwise; None when the line holds anything else (an unknown word, a body
+        followed by text that is no unit, a province name that is not in the tables), i.e.
+        nothing about it can be checked.
+    """
+    text = _clean(line)
+    folded = fold(text)
+    if not folded.strip():
+        return None
+    start = 0
+    hit = _match_body(folded)
+    if hit is not None:
+        if hit[1] in ("school",):
+            return None  # school names are open and have no unit structure
+        start = hit[2]
+    rest = text[start:].strip(" ,")
+    if not rest:
+        return [] if hit is not None else None
+    rest_folded = fold(rest)
+    matches = list(_UNIT_RE.finditer(rest_folded))
+    if not matches or matches[0].start() != 0:
+        return None  # words between the body and the first unit: not a known shape
+    names: list[str] = []
+    for i, match in enumerate(matches):
+        stop = matches[i + 1].start() if i + 1 < len(matches) else len(rest)
+        name = rest[match.end() : stop].strip(" ,;.-")
+        if not name:
+            return None
+        kind = re.sub(r"\s+", " ", match.group(1))
+        if kind in ("tinh", "thanh pho") and _key(name) in _PROVINCE_KEYS:
+            continue
+        if kind == "tinh":
+            return None  # "TỈNH" + a name that is no province: a misreading
+        names.append(title_case(name))
+    return names
+
+
 def _compose(body: tuple[str, str], units: list[Unit], known: bool = True) -> Issuer:
     canonical, level = body
     # Highest-level unit last, duplicates (same level) dropped.

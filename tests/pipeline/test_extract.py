@@ -124,6 +124,9 @@ def test_parse_name_rejects_ocr_garbage() -> None:
         ("Số: 45", "45", True),
         ("Số: l23/QD-UBND", "123/QĐ-UBND", False),  # l for 1, Đ lost
         ("So: 7O/UBND–VP", "70/UBND-VP", False),
+        ("Số: 86S/QĐ-SNNMT", "865/QĐ-SNNMT", False),  # S for 5: repaired, not cut short
+        ("Số: 865/QĐ-SNN*MT", "865/QĐ-SNN", False),  # a speck inside: the rest unexplained
+        ("Số: 53/QĐ-SNNMT Thanh Hóa, ngày 19", "53/QĐ-SNNMT", True),  # read row by row
     ],
 )
 def test_parse_document_number(text: str, number: str, clean: bool) -> None:
@@ -292,3 +295,263 @@ def test_classify_json_contract() -> None:
     assert dob["value"] == "2008-02-06"
     assert set(dob) == {"value", "confidence", "source"}
     assert set(dob["source"]) == {"page", "bbox", "text"}
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence that reflects correctness: lines as Tesseract read them from degraded scans
+# (text, confidence and box kept), where OCR's line confidence alone sent right values to
+# review.
+
+A4 = (2480, 3508)
+
+
+def _ocr_page(rows: list[tuple[float, tuple[int, int, int, int], str]], size=A4) -> OcrPage:
+    return OcrPage(
+        lines=[OcrLine(text, box, conf) for conf, box, text in rows],
+        width=size[0],
+        height=size[1],
+        dpi=300,
+    )
+
+
+_MOTTO = [
+    (96.4, (1162, 239, 2274, 303), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
+    (94.5, (1329, 328, 2106, 386), "Độc lập - Tự do - Hạnh phúc"),
+]
+_DECISION_BODY = [
+    (96.0, (1141, 589, 1517, 660), "QUYẾT ĐỊNH"),
+    (96.7, (403, 679, 2250, 742), "Về việc cấp Giấy chứng nhận quyền sử dụng đất lần đầu"),
+    (93.9, (666, 905, 1993, 972), "GIÁM ĐỐC SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"),
+    (96.5, (475, 1029, 1741, 1089), "Căn cứ Luật Đất đai ngày 18 tháng 01 năm 2024;"),
+    (96.8, (353, 2370, 607, 2418), "Nơi nhận:"),
+    (96.3, (355, 2437, 637, 2481), "- Như Điều 3;"),
+    (93.7, (1571, 2361, 1963, 2415), "KT. GIÁM ĐỐC"),
+    (93.0, (1557, 2439, 1978, 2493), "PHÓ GIÁM ĐỐC"),
+    (96.5, (1518, 2781, 2019, 2843), "Nguyễn Thu Trang"),
+]
+
+
+def _decision(header: list[str], number: tuple[float, str], parent_conf: float) -> OcrPage:
+    boxes = [(409, 240, 1039, 293), (363, 315, 1085, 363)]
+    rows = [(parent_conf if i == 0 else 94.2, boxes[i], text) for i, text in enumerate(header)]
+    rows.append((number[0], (498, 450, 951, 507), number[1]))
+    rows += _MOTTO
+    rows.append((95.1, (1240, 451, 2201, 507), "Thanh Hóa, ngày 19 tháng 8 năm 2026"))
+    return _ocr_page(rows + _DECISION_BODY)
+
+
+@pytest.mark.smoke
+def test_a_faint_parent_line_of_known_names_does_not_doubt_the_issuer() -> None:
+    """GIVEN a header "UBND TỈNH THANH HÓA" read at 69.6 over "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"
+    WHEN extracted THEN the issuer, made only of a known body and a known province, is
+    confident; the same faint line alone (the issuer's own line lost) still goes to review."""
+    threshold = ExtractConfig().threshold_for("issuer")
+    page = _decision(
+        ["UBND TỈNH THANH HÓA", "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"], (84.7, "Số: 53/QĐ-SNNMT"), 69.6
+    )
+    issuer = extract([page], "decision")["issuer"]
+    assert issuer.value == "Sở Nông nghiệp và Môi trường tỉnh Thanh Hóa"
+    assert issuer.confidence >= threshold
+    assert issuer.text == "UBND TỈNH THANH HÓA\nSỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"
+    lost = _decision(["UBND TỈNH THANH HÓA"], (84.7, "Số: 53/QĐ-SNNMT"), 69.6)
+    assert extract([lost], "decision")["issuer"].confidence < threshold
+    # A misread body ("SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNGG") is no known name: OCR's doubt stays.
+    misread = _decision(
+        ["UBND TỈNH THANH HÓA", "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNGG"], (84.7, "Số: 53/QĐ-SNNMT"), 69.6
+    )
+    assert extract([misread], "decision")["issuer"].confidence < threshold
+
+
+def _residence(header: list[tuple[float, str]], place: str) -> OcrPage:
+    boxes = [(384, 240, 1067, 293), (366, 315, 1087, 369)]
+    rows = [(conf, boxes[i], text) for i, (conf, text) in enumerate(header)]
+    rows += [
+        (92.3, (546, 449, 904, 500), "Số: 777/XN-CA"),
+        *_MOTTO,
+        (96.7, (1288, 449, 2148, 508), f"{place}, ngày 18 tháng 8 năm 2026"),
+        (92.1, (821, 589, 1837, 658), "XÁC NHẬN THÔNG TIN VỀ CƯ TRÚ"),
+        (93.5, (356, 818, 1085, 889), "Họ và tên: ĐẶNG GIA HẢI"),
+        (96.4, (356, 926, 949, 986), "Ngày sinh: 02/07/1981"),
+        (96.4, (357, 1019, 1371, 1078), "Số định danh cá nhân: 037081012203"),
+        (96.7, (1526, 926, 1778, 973), "Giới tính:"),
+        (96.8, (1845, 940, 1934, 973), "Nam"),
+        (96.5, (356, 1112, 2130, 1177), "Nơi thường trú: Tổ dân phố 5, Phường Phủ Lý"),
+        (96.3, (475, 1327, 1842, 1392), "Giấy xác nhận này có giá trị 30 ngày kể từ ngày ký."),
+        (93.6, (1318, 1469, 2215, 1526), "KT. TRƯỞNG CÔNG AN PHƯỜNG"),
+        (93.2, (1303, 1547, 2230, 1603), "PHÓ TRƯỞNG CÔNG AN PHƯỜNG"),
+        (96.6, (1560, 1897, 1975, 1954), "Dương Hoài Hà"),
+    ]
+    return _ocr_page(rows)
+
+
+@pytest.mark.smoke
+def test_a_commune_read_again_elsewhere_confirms_a_two_line_police_header() -> None:
+    """GIVEN "CÔNG AN TỈNH NINH BÌNH" read at 51.5 over "CÔNG AN PHƯỜNG PHỦ LÝ" WHEN the date
+    line reads "Phủ Lý, ngày ..." THEN the joined issuer is confident; when the date line
+    spells the commune otherwise ("Phú Lý"), the readings disagree and OCR's doubt stays."""
+    threshold = ExtractConfig().threshold_for("issuer")
+    header = [(51.5, "CÔNG AN TỈNH NINH BÌNH"), (94.0, "CÔNG AN PHƯỜNG PHỦ LÝ")]
+    fields = extract([_residence(header, "Phủ Lý")], "residence_confirmation")
+    assert fields["issuer"].value == "Công an phường Phủ Lý, tỉnh Ninh Bình"
+    assert fields["issuer"].confidence >= threshold
+    disagree = extract([_residence(header, "Phú Lý")], "residence_confirmation")
+    assert disagree["issuer"].confidence < threshold
+    # The commune line alone can be confirmed, the faint parent line is no known name:
+    # "CÔNG AN TỈNH NINH BINB" (one slip) is normalised but not trusted.
+    slip = [(51.5, "CÔNG AN TỈNH NINH BINB"), (94.0, "CÔNG AN PHƯỜNG PHỦ LÝ")]
+    slipped = extract([_residence(slip, "Phủ Lý")], "residence_confirmation")
+    assert slipped["issuer"].value == "Công an phường Phủ Lý, tỉnh Ninh Bình"
+    assert slipped["issuer"].confidence < threshold
+
+
+_CARD_FRONT = [
+    (96.8, (207, 30, 804, 67), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
+    (95.5, (307, 73, 700, 121), "Độc lập - Tự do - Hạnh phúc"),
+    (96.7, (292, 152, 721, 190), "CĂN CƯỚC CÔNG DÂN"),
+    (88.5, (298, 258, 624, 290), "Số/No.: {pid}"),
+    (87.2, (298, 308, 564, 336), "Họ và tên/Full name:"),
+    (94.5, (299, 344, 598, 382), "QUÁCH QUỐC NAM"),
+    (93.3, (299, 395, 750, 425), "Ngày sinh/Date of birth: 17/01/1974"),
+    (58.0, (298, 438, 543, 463), "Giới tính/Sex;: {sex}"),
+    (94.0, (299, 479, 825, 510), "Quê quán/Place of origin: Tỉnh Tây Ninh"),
+]
+
+
+def _card(pid: str = "089074957425", sex: str = "Nam") -> OcrPage:
+    rows = [(c, b, t.format(pid=pid, sex=sex)) for c, b, t in _CARD_FRONT]
+    return _ocr_page(rows, size=(1011, 638))
+
+
+@pytest.mark.smoke
+def test_sex_after_a_noisy_label_is_confident_when_read_exactly() -> None:
+    """GIVEN "Giới tính/Sex;: Nam" read at 58.0 (a speck doubled the colon) WHEN extracted
+    THEN "Nam", read exactly, is confident; a value that is not exactly "Nam"/"Nữ" is not, and
+    neither is one that the personal identification number contradicts."""
+    threshold = ExtractConfig().threshold_for("sex")
+    sex = extract([_card()], "citizen_id")["sex"]
+    assert (sex.value, sex.text) == ("Nam", "Giới tính/Sex;: Nam")
+    assert sex.confidence >= threshold
+    assert extract([_card(sex="Nam x")], "citizen_id")["sex"].confidence < threshold
+    # Century/sex digit 1: a woman born 1900-1999.
+    contradicted = extract([_card(pid="089174957425")], "citizen_id")
+    assert contradicted["sex"].confidence < threshold
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize(
+    ("line", "confident"),
+    [
+        ("Số: 865/QĐ-SNNMT", True),  # well formed, names the issuer: lifted over 0.739
+        ("Số: 865/QĐ-SNN", False),  # well formed, names another body than the header
+        ("Số: 86S/QĐ-SNNMT", False),  # a letter read for a digit: repaired, doubted
+        ("Số: 865", False),  # no symbol to check
+    ],
+)
+def test_document_number_confidence_combines_format_and_ocr(line: str, confident: bool) -> None:
+    """GIVEN a "Số:" line read at 73.9 (just under the 0.75 threshold) WHEN its symbol is well
+    formed and names the issuer of the header THEN the number is confident, else not."""
+    page = _decision(["UBND TỈNH THANH HÓA", "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"], (73.9, line), 92.3)
+    number = extract([page], "decision")["document_number"]
+    assert number.value == line.removeprefix("Số: ").replace("S/", "5/")
+    assert (number.confidence >= ExtractConfig().threshold_for("document_number")) is confident
+
+
+_CARD_BACK = [
+    (88.3, (36, 35, 607, 67), "Đặc điểm nhân dạng/Personal identification:"),
+    (94.5, (36, 125, 649, 154), "Ngày, tháng, năm/Date, month, year: 26/02/2022"),
+    (93.2, (471, 162, 870, 196), "CỤC TRƯỞNG CỤC CẢNH SÁT"),
+    (94.3, (371, 203, 970, 237), "QUẢN LÝ HÀNH CHÍNH VỀ TRẬT TỰ XÃ HỘI"),
+    (96.4, (526, 263, 815, 296), "Nguyễn Thanh Thắng"),
+    (88.9, (36, 320, 529, 342), "IDVNM1955736125027195573612<<<"),
+    (89.7, (36, 361, 531, 383), "{mrz}"),
+    (62.0, (36, 401, 562, 423), "DINH<<PHUONG<CHAUÚ<<<<<<<<<<<<<"),
+]
+
+
+def _card_pair(mrz: str, name_label: str = "Họ và tên/Full name:") -> list[OcrPage]:
+    front = [
+        (96.4, (208, 30, 803, 67), "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
+        (95.5, (312, 77, 699, 109), "Độc lập - Tự do - Hạnh phúc"),
+        (96.7, (292, 152, 721, 190), "CĂN CƯỚC CÔNG DÂN"),
+        (88.7, (268, 258, 624, 298), "ˆ Số/No.: 027195573612"),
+        (75.0, (299, 307, 563, 335), name_label),
+        (83.9, (262, 344, 636, 384), "_' ĐINH PHƯƠNG CHÂU"),
+        (63.2, (229, 393, 749, 428), "` Ngày sinh/Date ofbirth: 17/10/1995"),
+        (91.9, (298, 437, 521, 464), "Giới tính/Sex: Nữ"),
+        (93.9, (298, 522, 812, 553), "Có giá trị đến/Date of expiry: 17/10/2035"),
+    ]
+    back = [(c, b, t.format(mrz=mrz)) for c, b, t in _CARD_BACK]
+    return [_ocr_page(front, size=(1011, 638)), _ocr_page(back, size=(1011, 638))]
+
+
+@pytest.mark.smoke
+def test_card_fields_read_through_specks_and_a_misread_english_gloss() -> None:
+    """GIVEN a card front where specks precede the name ("_' ĐINH PHƯƠNG CHÂU") and the
+    English gloss of a label is misread ("Họ và tên/Eull name:", "Date ofbirth") WHEN
+    extracted THEN the name and the date of birth are still found."""
+    for label in ("Họ và tên/Full name:", "Họ và tên/Eull name:"):
+        fields = extract(_card_pair("9510179F3510177VNM<<<<<<<<<<<1", label), "citizen_id")
+        assert fields["full_name"].value == "Đinh Phương Châu", label
+        assert fields["date_of_birth"].value == "1995-10-17"
+
+
+@pytest.mark.smoke
+def test_machine_readable_zone_confirms_or_doubts_the_printed_dates() -> None:
+    """GIVEN "` Ngày sinh/Date ofbirth: 17/10/1995" read at 63.2 WHEN the MRZ line
+    "9510179F3510177VNM..." repeats birth date, sex and expiry with valid check digits THEN
+    they are confident; an MRZ birth date that disagrees sends the printed one to review."""
+    threshold = ExtractConfig().threshold_for("date_of_birth")
+    fields = extract(_card_pair("9510179F3510177VNM<<<<<<<<<<<1"), "citizen_id")
+    assert fields["date_of_birth"].confidence >= threshold
+    assert fields["valid_until"].confidence > 0.95 and fields["sex"].confidence > 0.95
+    # Look-alike letters in the zone are repaired; the check digits judge the repair.
+    repaired = extract(_card_pair("95lO179F35lO177VNM<<<<<<<<<<<1"), "citizen_id")
+    assert repaired["date_of_birth"].confidence >= threshold
+    # 951018, check digit 0: a valid reading of another day.
+    other = extract(_card_pair("9510180F3510177VNM<<<<<<<<<<<1"), "citizen_id")
+    assert other["date_of_birth"].value == "1995-10-17"
+    assert other["date_of_birth"].confidence < threshold
+    # A broken check digit confirms nothing.
+    broken = extract(_card_pair("9510178F3510177VNM<<<<<<<<<<<1"), "citizen_id")
+    assert broken["date_of_birth"].confidence < threshold
+
+
+@pytest.mark.smoke
+def test_a_rare_name_one_letter_from_a_common_one_is_doubted() -> None:
+    """ "LƯƠNG MINH VẾN" is a plausible syllable but one letter from "YẾN" (V/Y look alike in
+    capitals): more likely a misreading than a rare name."""
+    parsed = parse_name("LƯƠNG MINH VẾN")
+    assert parsed is not None and parsed[0] == "Lương Minh Vến"
+    assert parsed[1] <= 0.6
+    assert parse_name("LƯƠNG MINH YẾN") == ("Lương Minh Yến", 1.0)
+
+
+@pytest.mark.smoke
+def test_a_commune_confirmed_by_the_text_outweighs_a_misread_date_line() -> None:
+    """GIVEN "CÔNG AN TỈNH ĐẮKLẮK" / "CÔNG AN XÃ KRÔNG PẮC", confirmed by "Công an Xã Krông Pắc
+    xác nhận:" and the address, WHEN the date line reads "Krông Đắc, ngày ..." THEN the issuer
+    stays confident (two readings against one); without the confirming lines it is doubted."""
+    threshold = ExtractConfig().threshold_for("issuer")
+    header = [
+        (91.7, (413, 238, 1041, 293), "CÔNG AN TỈNH ĐẮKLẮK"),
+        (91.8, (390, 318, 1059, 369), "CÔNG AN XÃ KRÔNG PẮC"),
+        (92.9, (547, 449, 905, 500), "Số: 574/XN-CA"),
+        *_MOTTO,
+        (89.5, (1229, 448, 2207, 508), "Krông Đắc, ngày 11 tháng 11 năm 2026"),
+        (92.9, (821, 589, 1837, 658), "XÁC NHẬN THÔNG TIN VỀ CƯ TRÚ"),
+    ]
+    confirming = [
+        (94.9, (475, 721, 1332, 783), "Công an Xã Krông Pắc xác nhận:"),
+        (95.0, (356, 1109, 1976, 1171), "Nơi thường trú: Thôn Phú Mỹ, Xã Krông Pắc"),
+    ]
+    rest = [
+        (94.0, (356, 818, 1238, 886), "Họ và tên: DƯƠNG NGỌC HẰNG"),
+        (95.0, (1405, 1462, 2130, 1517), "KT. TRƯỞNG CÔNG AN XÃ"),
+        (94.0, (1390, 1539, 2145, 1595), "PHÓ TRƯỞNG CÔNG AN XÃ"),
+        (96.3, (1550, 1890, 1986, 1946), "Quách Minh Đạt"),
+    ]
+    confirmed = extract([_ocr_page(header + confirming + rest)], "residence_confirmation")
+    assert confirmed["issuer"].value == "Công an xã Krông Pắc, tỉnh Đắk Lắk"
+    assert confirmed["issuer"].confidence >= threshold
+    alone = extract([_ocr_page(header + rest)], "residence_confirmation")
+    assert alone["issuer"].confidence < threshold

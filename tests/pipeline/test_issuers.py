@@ -13,6 +13,7 @@ from digitizer.pipeline.issuers import (
     normalize_issuer,
     normalize_province,
     normalize_tone_marks,
+    open_names,
     title_case,
 )
 
@@ -132,3 +133,32 @@ def test_text_helpers() -> None:
     assert title_case("TRẦN  THÙY UYÊN") == "Trần Thùy Uyên"
     assert title_case("ĐOÀN THỊ HOÀ") == "Đoàn Thị Hòa"
     assert normalize_tone_marks("thuỷ, hoàn, quý, KHOẺ, thuyền") == "thủy, hoàn, quý, KHỎE, thuyền"
+
+
+@pytest.mark.parametrize(
+    ("line", "names"),
+    [
+        # Header lines as Tesseract read them from degraded scans.
+        ("UBND TỈNH THANH HÓA", []),
+        ("SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG", []),
+        ("CÔNG AN TỈNH NINH BÌNH", []),
+        ("SỞ TÀI CHÍNH TỈNH NINHBÌNH", []),  # a space lost: still the province's name
+        ("CÔNG AN TỈNH NGHỆAN", []),
+        ("ỦY BAN NHÂN DÂN", []),
+        ("PHÒNG ĐĂNG KÝ KINH DOANH", []),
+        ("CÔNG AN PHƯỜNG PHỦ LÝ", ["Phủ Lý"]),  # a commune: open, needs a second reading
+        ("XÃ DIÊN KHÁNH", ["Diên Khánh"]),
+        ("ỦY BAN NHÂN DÂN HUYỆN THANH LIÊM", ["Thanh Liêm"]),
+        ("CÔNG AN TỈNH NINH BINB", None),  # normalised with one slip, but no known name
+        ("SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNGG", None),
+        ("CỔNG PHƯƠNG AN", None),
+        ("TRƯỜNG ĐẠI HỌC VINH", None),
+        ("", None),
+    ],
+)
+def test_open_names_tell_known_header_lines_from_the_rest(
+    line: str, names: list[str] | None
+) -> None:
+    """A header line made only of known bodies and provinces can be trusted beyond OCR's line
+    confidence; commune names need a second reading; anything else nothing."""
+    assert open_names(line) == names
