@@ -240,6 +240,14 @@ def test_clerk_uploads_a_batch_corrects_a_field_by_keyboard_and_approves(
         with page.expect_navigation():
             page.keyboard.press("Enter")
         page.wait_for_selector("text=Đã lưu sửa đổi")
+        with session_scope(settings.db.url) as session:
+            saved = session.get(Document, doc_id)
+            assert saved is not None
+            corrections = (saved.results or {}).get("corrections")
+        assert page.locator("#doc_type").input_value() == "residence_confirmation", (
+            predicted,
+            corrections,
+        )
     tab_to(page, "#f-full_name")
     page.keyboard.press("Control+A")
     page.keyboard.type("TRẦN VĂN ÂN")

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from digitizer.config import Settings, WebSettings
 from digitizer.services import websessions
 from digitizer.services.keys import revoke_key
-from storage.db import ApiKey, AuditEvent, WebSession, session_scope, utcnow
+from storage.db import ApiKey, AuditEvent, Document, WebSession, session_scope, utcnow
 from tests import samples
 from tests.helpers import client, make_key
 from tests.web.conftest import csrf_of, sign_in
@@ -184,3 +184,45 @@ def test_static_files_are_served_from_the_package(settings: Settings) -> None:
     assert api.get("/web/static/..%2Fdeps.py").status_code == 404
     login = api.get("/web/login")
     assert "http://" not in login.text.replace('lang="vi"', "")  # nothing from elsewhere
+
+
+def test_a_failed_document_shows_its_reason_and_can_be_retried(settings: Settings) -> None:
+    api, _ = sign_in(settings, "clerk")
+    page = api.get("/web/batches/new")
+    uploaded = api.post(
+        "/web/batches",
+        data={"csrf_token": csrf_of(page.text)},
+        files=[("files", ("scan.png", samples.png(["Công văn số 12"]), "image/png"))],
+        follow_redirects=False,
+    )
+    batch_url = uploaded.headers["location"]
+    with session_scope(settings.db.url) as session:
+        doc = session.scalars(select(Document)).one()
+        doc.state, doc.error = "failed", "ocr: engine crashed"  # as a worker records it
+        doc_id = doc.id
+    batch = api.get(batch_url)
+    assert "Lỗi" in batch.text and "Lý do: ocr: engine crashed" in batch.text
+    assert "Thử lại" in batch.text
+    rows = api.get(f"{batch_url}/rows")
+    assert rows.status_code == 200 and 'data-done="true"' in rows.text
+    retried = api.post(
+        f"/web/documents/{doc_id}/reprocess",
+        data={"csrf_token": csrf_of(batch.text), "back": batch_url},
+        follow_redirects=False,
+    )
+    assert retried.status_code == 303 and retried.headers["location"] == batch_url
+    with session_scope(settings.db.url) as session:
+        doc = session.get(Document, doc_id)
+        assert doc is not None and doc.state in ("uploaded", "queued") and doc.error is None
+    assert "Thử lại" not in api.get(f"{batch_url}/rows").text
+    # Back to a page elsewhere is refused: the redirect stays on this site's pages.
+    with session_scope(settings.db.url) as session:
+        row = session.get(Document, doc_id)
+        assert row is not None
+        row.state = "failed"
+    away = api.post(
+        f"/web/documents/{doc_id}/reprocess",
+        data={"csrf_token": csrf_of(batch.text), "back": "https://example.org/x"},
+        follow_redirects=False,
+    )
+    assert away.headers["location"] == "/web/"
