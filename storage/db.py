@@ -30,6 +30,8 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+)
+from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.engine import Engine
