@@ -10,8 +10,10 @@ while reading, not trusted from the headers.
 from __future__ import annotations
 
 import io
+import lzma
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -122,6 +124,14 @@ def _read_member(
                     raise UnsafeArchiveError(
                         f"the archive entry {info.filename!r} expands too much: a compression bomb"
                     )
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,  # bz2 reports bad data as OSError
+        EOFError,
+        NotImplementedError,
+        zlib.error,  # deflate data that does not decode
+        lzma.LZMAError,
+        ValueError,  # header offsets that point before the file (negative seek)
+    ) as exc:
         raise CorruptFileError(f"the archive entry {info.filename!r} is damaged: {exc}") from exc
     return bytes(out)
