@@ -37,18 +37,17 @@ from typing import Any, NamedTuple
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from digitizer.api.app import create_app
-from digitizer.config import AuthSettings, OfficeKeySettings, Settings, SigningSettings
+from digitizer.config import AuthSettings, Settings
 from digitizer.services import websessions
 from digitizer.services.keys import authenticate, create_key
 from digitizer.services.wiring import citizen_registry
 from fixtures.idp import TestIdentityProvider
 from storage.db import AuditEvent, BatchItem, ConsentGrant, Document, ECopy, session_scope, utcnow
 from tests import samples
-from tests.signing.conftest import SigningEnv, env
+from tests.signing.conftest import SigningEnv, env, office_signing
 
 __all__ = ["env"]
 
@@ -228,22 +227,10 @@ def _order(route: RouteInfo) -> tuple[int, str]:
 @pytest.fixture
 def app_settings(settings: Settings, env: SigningEnv) -> Settings:
     """One office with a signing key (A), generous failed-auth limits (many 401s here)."""
-    kf = env.key_files[OFFICE_A]
     return settings.model_copy(
         update={
             "auth": AuthSettings(max_failures=100_000, window_s=60),
-            "signing": SigningSettings(
-                trust_store_dir=env.trust_dir,
-                tsa_url=env.pki.tsa_url,
-                offices=[
-                    OfficeKeySettings(
-                        code=OFFICE_A,
-                        name="Ủy ban nhân dân tỉnh Ninh Bình",
-                        pkcs12=kf.path,
-                        passphrase=SecretStr(kf.passphrase) if kf.passphrase else None,
-                    )
-                ],
-            ),
+            "signing": office_signing(env, OFFICE_A),
         }
     )
 

@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digitizer.api.app import create_app
-from digitizer.config import OfficeKeySettings, Settings, SigningSettings
+from digitizer.config import Settings
 from digitizer.services.keys import create_key
 from digitizer.services.wiring import citizen_registry, object_store
 from fixtures.idp import TestIdentityProvider
 from storage.db import Document, DocumentState, session_scope
-from tests.signing.conftest import SigningEnv, env, make_sample_pdf
+from tests.signing.conftest import SigningEnv, env, make_sample_pdf, office_signing
 
 __all__ = ["env", "idp", "vault_settings"]
 
@@ -34,18 +34,9 @@ OTHER_PID = "079198001234"
 @pytest.fixture
 def vault_settings(settings: Settings, env: SigningEnv) -> Settings:
     """Settings with one office key (Ninh Bình) and loopback webhooks allowed."""
-    kf = env.key_files[OFFICE]
     return settings.model_copy(
         update={
-            "signing": SigningSettings(
-                trust_store_dir=env.trust_dir,
-                tsa_url=env.pki.tsa_url,
-                offices=[
-                    OfficeKeySettings(
-                        code=OFFICE, name=OFFICE_NAME, pkcs12=kf.path, passphrase=kf.passphrase
-                    )
-                ],
-            ),
+            "signing": office_signing(env, OFFICE),
             "webhooks": settings.webhooks.model_copy(
                 update={"allowed_hosts": ["127.0.0.1"], "allow_http": True}
             ),

@@ -23,8 +23,10 @@ from pathlib import Path
 import pymupdf
 import pytest
 from asn1crypto import cms
+from pydantic import SecretStr
 from pyhanko_certvalidator import ValidationContext
 
+from digitizer.config import OfficeKeySettings, SigningSettings
 from fixtures.pki import OfficeKeyFile, PkiServer, TestPki, start_test_pki
 from signing.pki import LoadedKey, Pkcs12Key, TrustStore, build_validation_context, load_key
 from signing.pki import load_trust_store as load_trust
@@ -66,6 +68,30 @@ class TimeSensitiveDocs:
         remaining = (self.ready_at - datetime.now(UTC)).total_seconds() + 1.5
         if remaining > 0:
             time.sleep(remaining)
+
+
+#: The office whose key the service tests sign with.
+OFFICE = "ubnd-tinh-ninh-binh"
+OFFICE_NAME = "Ủy ban nhân dân tỉnh Ninh Bình"
+
+
+def office_signing(
+    env: SigningEnv, office: str = OFFICE, name: str = OFFICE_NAME
+) -> SigningSettings:
+    """Signing settings with one office key of the test PKI, its trust store and TSA."""
+    kf = env.key_files[office]
+    return SigningSettings(
+        trust_store_dir=env.trust_dir,
+        tsa_url=env.pki.tsa_url,
+        offices=[
+            OfficeKeySettings(
+                code=office,
+                name=name,
+                pkcs12=kf.path,
+                passphrase=SecretStr(kf.passphrase) if kf.passphrase else None,
+            )
+        ],
+    )
 
 
 def make_sample_pdf(pages: int = 2) -> bytes:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from digitizer.api.app import create_app
-from digitizer.config import OfficeKeySettings, Settings, SigningSettings
+from digitizer.config import Settings
 from digitizer.services import export
 from digitizer.services.keys import create_key
 from digitizer.services.wiring import object_store
@@ -21,7 +21,7 @@ from fixtures.idp import TestIdentityProvider
 from signing.cms import sign_detached, validate_detached
 from storage.db import AuditEvent, ECopyStatus, session_scope
 from tests.digitizer import rows
-from tests.signing.conftest import SigningEnv, make_sample_pdf
+from tests.signing.conftest import SigningEnv, make_sample_pdf, office_signing
 from tests.signing.test_service import sohoa
 
 OFFICE = "ubnd-tinh-ninh-binh"
@@ -30,23 +30,7 @@ PID = "037190001234"
 
 @pytest.fixture
 def export_settings(settings: Settings, env: SigningEnv) -> Settings:
-    kf = env.key_files[OFFICE]
-    return settings.model_copy(
-        update={
-            "signing": SigningSettings(
-                trust_store_dir=env.trust_dir,
-                tsa_url=env.pki.tsa_url,
-                offices=[
-                    OfficeKeySettings(
-                        code=OFFICE,
-                        name="Ủy ban nhân dân tỉnh Ninh Bình",
-                        pkcs12=kf.path,
-                        passphrase=kf.passphrase,
-                    )
-                ],
-            )
-        }
-    )
+    return settings.model_copy(update={"signing": office_signing(env, OFFICE)})
 
 
 def _vault(settings: Settings, signed_pdf: bytes) -> dict[str, str]:

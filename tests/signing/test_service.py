@@ -11,35 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from digitizer.config import OfficeKeySettings, Settings, SigningSettings
+from digitizer.config import Settings
 from digitizer.stack import settings_env
 from storage.db import Document, session_scope
 from storage.objects import original_key
 from tests.helpers import client, drain
-from tests.signing.conftest import SigningEnv, make_sample_pdf, tamper_stream
+from tests.signing.conftest import SigningEnv, make_sample_pdf, office_signing, tamper_stream
 
 OFFICE = "ubnd-tinh-ninh-binh"
 
 
 @pytest.fixture
 def signing_settings(settings: Settings, env: SigningEnv) -> Settings:
-    kf = env.key_files[OFFICE]
-    return settings.model_copy(
-        update={
-            "signing": SigningSettings(
-                trust_store_dir=env.trust_dir,
-                tsa_url=env.pki.tsa_url,
-                offices=[
-                    OfficeKeySettings(
-                        code=OFFICE,
-                        name="Ủy ban nhân dân tỉnh Ninh Bình",
-                        pkcs12=kf.path,
-                        passphrase=kf.passphrase,
-                    )
-                ],
-            )
-        }
-    )
+    return settings.model_copy(update={"signing": office_signing(env, OFFICE)})
 
 
 def sohoa(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,16 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from digitizer.api.app import create_app
-from digitizer.config import OfficeKeySettings, Settings, SigningSettings
+from digitizer.config import Settings
 from signing.report import REASONS
 from storage.db import Document, ECopy, ReviewLabel, session_scope
 from tests.digitizer.test_review import RESIDENCE, text_pdf
 from tests.helpers import drain, make_key
-from tests.signing.conftest import SigningEnv, env, sample_pdf, signed, tamper_stream
+from tests.signing.conftest import (
+    SigningEnv,
+    env,
+    office_signing,
+    sample_pdf,
+    signed,
+    tamper_stream,
+)
 
 __all__ = ["env", "sample_pdf", "signed"]
 
@@ -85,22 +91,10 @@ def web_settings(settings: Settings, env: SigningEnv, model_dir: Path, tmp_path:
 
     own = tmp_path / "models"
     shutil.copytree(model_dir, own)
-    kf = env.key_files[OFFICE]
     return settings.model_copy(
         update={
             "model_dir": own,
-            "signing": SigningSettings(
-                trust_store_dir=env.trust_dir,
-                tsa_url=env.pki.tsa_url,
-                offices=[
-                    OfficeKeySettings(
-                        code=OFFICE,
-                        name="Ủy ban nhân dân tỉnh Ninh Bình",
-                        pkcs12=kf.path,
-                        passphrase=SecretStr(kf.passphrase) if kf.passphrase else None,
-                    )
-                ],
-            ),
+            "signing": office_signing(env, OFFICE),
         }
     )
 
