@@ -23,13 +23,13 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
+from bench.memory import PeakSampler
 from digitizer.config import (
     DatabaseSettings,
     EmbeddedSettings,
@@ -45,57 +45,6 @@ from fixtures.metrics import cer
 from storage import migrate
 from storage.db import session_scope
 from storage.embedded import RedisServer, SeaweedFS, free_port
-
-
-def _pss_kib(pid: int) -> int:
-    """Proportional set size: a forked horse's pages shared with its parent count once."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _rss_tree_kib(root: int) -> int:
-    """Memory (PSS) of a process and all its descendants, in KiB."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
-        rss[pid] = _pss_kib(pid)
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
-class PeakSampler(threading.Thread):
-    """Samples the RSS of process trees every 50 ms; keeps the peak of each and of the sum."""
-
-    def __init__(self, pids: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.pids = pids
-        self.peaks = dict.fromkeys(pids, 0)
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            for pid in self.pids:
-                self.peaks[pid] = max(self.peaks[pid], _rss_tree_kib(pid))
-            self.stop_event.wait(0.05)
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

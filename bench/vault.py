@@ -36,7 +36,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -47,6 +46,7 @@ import httpx
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
+from bench.memory import PeakSampler
 from digitizer.config import DatabaseSettings, EmbeddedSettings, S3Settings, Settings
 from digitizer.doctypes import DOC_TYPES
 from digitizer.services.keys import create_key
@@ -75,53 +75,6 @@ OFFICES = [
 ]
 NAMES = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Minh Châu", "Phạm Thu Hà", "Đỗ Quang Dũng"]
 PROVINCES = ["001", "079", "037", "031", "048", "092"]
-
-
-# -- memory -------------------------------------------------------------------------------
-def _pss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree_pss_kib(root: int) -> int:
-    """PSS of a process and its descendants (KiB)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += _pss_kib(pid)
-        stack.extend(children.get(pid, []))
-    return total
-
-
-class PeakSampler(threading.Thread):
-    """Samples the PSS of a process tree until stopped; keeps the peak."""
-
-    def __init__(self, pid: int, every_s: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.every_s = pid, every_s
-        self.peak_kib = 0
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            self.peak_kib = max(self.peak_kib, _tree_pss_kib(self.pid))
-            self.stop_event.wait(self.every_s)
 
 
 # -- seeding ------------------------------------------------------------------------------
@@ -415,7 +368,7 @@ def main() -> None:
         )
         base = f"http://127.0.0.1:{port}"
         _wait_http(f"{base}/healthz")
-        sampler = PeakSampler(api.pid)
+        sampler = PeakSampler([api.pid], every_s=0.5)
         sampler.start()
         stats = asyncio.run(
             run_load(
@@ -465,7 +418,7 @@ def main() -> None:
             "error_rate": round(errors / calls, 4) if calls else None,
             "error_kinds": sorted(set(stats["errors"]))[:10],
             "audit_events": audited,
-            "api_peak_pss_mib": round(sampler.peak_kib / 1024, 1),
+            "api_peak_pss_mib": round(sampler.peaks[api.pid] / 1024, 1),
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,61 @@
+"""Memory of process trees for the benchmarks: PSS, so that pages a forked process
+shares with its parent count once, sampled until stopped and kept at the peak."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of one process in KiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pss_kib(root: int) -> int:
+    """PSS of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += pss_kib(pid)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+class PeakSampler(threading.Thread):
+    """Samples the PSS of process trees until stopped; keeps the peak of each."""
+
+    def __init__(self, pids: list[int], every_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.every_s = pids, every_s
+        self.peaks = dict.fromkeys(pids, 0)
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            for pid in self.pids:
+                self.peaks[pid] = max(self.peaks[pid], tree_pss_kib(pid))
+            self.stop_event.wait(self.every_s)
+
+    def stop(self) -> dict[int, int]:
+        """Stop sampling; the peak PSS (KiB) of each tree."""
+        self.stop_event.set()
+        self.join()
+        return self.peaks
