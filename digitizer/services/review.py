@@ -14,14 +14,12 @@ details and logs carry ids, types and field names, never values.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from itertools import chain
 from typing import Any
 
@@ -46,7 +44,7 @@ from digitizer.pipeline.extract import (
 )
 from digitizer.pipeline.ocr import OcrPage
 from digitizer.pipeline.training import LabelledExample
-from digitizer.services import access, audit
+from digitizer.services import access, audit, cursors
 from digitizer.services.citizens import validate_pid
 from digitizer.services.keys import Actor
 from storage.db import Document, DocumentState, ReviewLabel, utcnow
@@ -295,20 +293,6 @@ class QueuePage:
     next_cursor: str | None
 
 
-def _encode_cursor(doc: Document) -> str:
-    raw = json.dumps([doc.created_at.isoformat(), doc.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, doc_id = json.loads(raw)
-        return datetime.fromisoformat(when), str(doc_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidCorrectionError("cursor: not a cursor this API returned") from None
-
-
 def list_queue(
     session: Session, actor: Actor, *, limit: int = 50, cursor: str | None = None
 ) -> QueuePage:
@@ -318,7 +302,7 @@ def list_queue(
         Document.state == DocumentState.NEEDS_REVIEW.value, _office_clause(actor)
     )
     if cursor:
-        after, after_id = _decode_cursor(cursor)
+        after, after_id = cursors.decode(cursor)
         query = query.where(
             or_(
                 Document.created_at > after,
@@ -334,7 +318,9 @@ def list_queue(
         "review.list",
         detail={"count": len(rows), "document_ids": [d.id for d in rows]},
     )
-    return QueuePage(rows, _encode_cursor(rows[-1]) if more and rows else None)
+    return QueuePage(
+        rows, cursors.encode(rows[-1].created_at, rows[-1].id) if more and rows else None
+    )
 
 
 def read(session: Session, actor: Actor, document_id: str, purpose: str | None = None) -> Document:

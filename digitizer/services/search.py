@@ -13,9 +13,6 @@ personal id is looked up by its keyed hash and never stored or logged).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -26,7 +23,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from digitizer.errors import InvalidRequestError
-from digitizer.services import audit
+from digitizer.services import audit, cursors
 from digitizer.services.citizens import CitizenRegistry
 from digitizer.services.keys import Actor
 from storage.db import Document
@@ -65,24 +62,6 @@ class SearchHit:
 class SearchPage:
     items: list[SearchHit]
     next_cursor: str | None
-
-
-# -- cursors -----------------------------------------------------------------------------
-def _encode_cursor(doc: Document) -> str:
-    raw = json.dumps([doc.created_at.isoformat(), doc.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, doc_id = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if not isinstance(doc_id, str):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise InvalidRequestError("the cursor is not one this service returned") from exc
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)), doc_id
 
 
 # -- text --------------------------------------------------------------------------------
@@ -186,7 +165,7 @@ def search(
     if text:
         stmt = stmt.where(_text_clause(session, text))
     if query.cursor:
-        created, doc_id = _decode_cursor(query.cursor)
+        created, doc_id = cursors.decode(query.cursor)
         stmt = stmt.where(
             or_(
                 Document.created_at < created,
@@ -217,4 +196,6 @@ def search(
         citizen_id=citizen_id,
         detail={"filters": used, "results": len(items), "page": bool(query.cursor)},
     )
-    return SearchPage(items=items, next_cursor=_encode_cursor(docs[-1]) if more else None)
+    return SearchPage(
+        items=items, next_cursor=cursors.encode(docs[-1].created_at, docs[-1].id) if more else None
+    )
