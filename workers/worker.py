@@ -72,12 +72,20 @@ def run_worker(settings: Settings, *, burst: bool = False, fork: bool = True) ->
     ttl = max(30, int(settings.worker.stale_after_seconds))
     worked = False
     while True:
-        worker = worker_cls(
-            [get_queue(settings)],
-            connection=get_redis(settings.redis.url),
-            worker_ttl=ttl,
-            job_monitoring_interval=max(1, int(settings.worker.heartbeat_seconds)),
-        )
+        try:
+            # rq talks to Redis as soon as a worker is built (CLIENT SETNAME): an outage
+            # that outlasts the pause below must not end the process here either.
+            worker = worker_cls(
+                [get_queue(settings)],
+                connection=get_redis(settings.redis.url),
+                worker_ttl=ttl,
+                job_monitoring_interval=max(1, int(settings.worker.heartbeat_seconds)),
+            )
+        except RedisError as exc:
+            log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
+            maintenance.tick()  # the relay keeps outbox rows waiting; the sweeper runs on
+            time.sleep(RECONNECT_SECONDS)
+            continue
         worker.maintenance = maintenance
         worker.beat_seconds = max(1, int(settings.worker.relay_seconds))
         log.info("worker %s ready (engine %s)", worker.name, service.pipeline.ocr_version)

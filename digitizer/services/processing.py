@@ -225,6 +225,11 @@ class ProcessingService:
             doc = session.get(Document, document_id)
             if doc is None:
                 return "missing"
+            if doc.state in SETTLED_STATES:
+                # Another run of the same document (the sweeper took it back from a worker
+                # that only looked dead) settled it first: its outcome stands.
+                log.info("document %s was settled meanwhile (%s)", document_id, doc.state)
+                return doc.state
             # A clerk's corrections outlive a reprocess (a new model proposes, the clerk's
             # answer stands until approval).
             corrections = (doc.results or {}).get("corrections")
@@ -323,6 +328,11 @@ class ProcessingService:
             doc = session.get(Document, document_id)
             if doc is None:
                 return "missing"
+            if doc.state in SETTLED_STATES:
+                # A late failure of a duplicate run (its retries ran out after another run
+                # finished the document) must not turn a finished document into a failed one.
+                log.info("document %s is already %s; late failure ignored", document_id, doc.state)
+                return doc.state
             record_failure(doc, reason)
             return self._fail(session, doc, reason)
 
