@@ -248,6 +248,7 @@ def test_preflight_survives_mutated_files(
     _fuzz(watchdog, "preflight", seeds["preflight"])
 
 
+@pytest.mark.smoke
 def test_zip_extraction_survives_mutated_archives(
     watchdog: Watchdog, seeds: dict[str, list[bytes]]
 ) -> None:
