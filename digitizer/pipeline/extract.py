@@ -479,6 +479,15 @@ _DATE_BROKEN = re.compile(
 )
 
 
+# One separator lost altogether, the other read ("0710/1970"): day and month of two digits.
+_DATE_JOINED = re.compile(
+    r"(?<![0-9/])([0-9o]{2})(?:([0-9o]{2})/|/([0-9o]{2}))([0-9o]{4})(?![0-9/])"
+)
+#: A date whose separator had to be assumed: the digits may be right, but nothing on the line
+#: says where day and month end; only a second reading (the card's MRZ) can confirm it.
+_JOINED = 0.4
+
+
 def parse_date(text: str) -> tuple[date, float] | None:
     """The first date in ``text`` and a quality factor (1.0 clean, less when repaired).
 
@@ -505,6 +514,18 @@ def parse_date(text: str) -> tuple[date, float] | None:
             if pattern is _DATE_BROKEN:
                 return value, 0.6 * 0.85**repairs
             return value, 0.85**repairs
+    for match in _DATE_JOINED.finditer(folded):
+        day_text, month_text = match.group(1), match.group(2) or match.group(3)
+        fixed = [_digits(p) for p in (day_text, month_text, match.group(4))]
+        if not all(f.isdigit() for f, _ in fixed):
+            continue
+        day, month, year = (int(f) for f, _ in fixed)
+        try:
+            value = date(year, month, day)
+        except ValueError:
+            continue
+        if 1880 <= year <= 2100:
+            return value, _JOINED * 0.85 ** sum(r for _, r in fixed)
     return None
 
 
@@ -683,7 +704,13 @@ def parse_name(text: str) -> tuple[str, float] | None:
     if good != len(words):
         return title_case(" ".join(words)), 0.3
     snapped, quality = _snap_name(title_case(" ".join(words)).split())
+    if snapped[-1] in _MIDDLE_ONLY:
+        quality *= 0.3  # "Hoàng Thị": a middle name never ends a name; the rest was lost
     return " ".join(snapped), quality
+
+
+#: Middle names that mark sex and never stand as a given name.
+_MIDDLE_ONLY = frozenset({"Thị", "Văn"})
 
 
 def _sex(text: str) -> tuple[str, float] | None:
@@ -696,6 +723,8 @@ def _sex(text: str) -> tuple[str, float] | None:
     return None
 
 
+#: Tesseract reads the Đ of a symbol as "ĐÐ" now and then: a known artefact, undone.
+_DOUBLED_D = 0.9
 _SYMBOL_FIX = {"QD": "QĐ", "HDND": "HĐND", "NQ": "NQ", "TLKS": "TLKS"}
 _DOC_NUMBER = re.compile(
     r"([0-9OoIl|SBZ]{1,6})\s*((?:/\s*[0-9A-ZĐa-zđ]{1,12}\s*)*(?:[-–]\s*[0-9A-ZĐa-zđ]{1,10}\s*)*)"
@@ -717,7 +746,7 @@ def parse_document_number(text: str) -> tuple[str, float] | None:
     symbol = re.sub(r"\s+", "", match.group(2)).replace("–", "-").upper()
     if "ĐĐ" in symbol:  # one Đ read twice (Đ and Ð)
         symbol = symbol.replace("ĐĐ", "Đ")
-        quality *= 0.9
+        quality *= _DOUBLED_D
     quality *= 0.85**repairs
     parts = re.split(r"([/-])", symbol)
     fixed_parts = []
@@ -773,6 +802,37 @@ def _business_name(text: str) -> tuple[str, float]:
             # could be several known ones is doubted hard.
             quality *= _AMBIGUOUS if candidates else 0.97
     return " ".join(out), quality
+
+
+_UNIT_NAME = re.compile(
+    r"\b(?:Phường|Xã|Thị trấn|Đặc khu|Quận|Huyện|Thị xã|phường|xã|thị trấn|đặc khu|quận|huyện|"
+    r"thị xã)\s+([^,]+)"
+)
+
+
+def _place_readings(doc: _Doc, value: str, hit: _Hit) -> float:
+    """Another reading of the same unit names in the document (an address repeating the
+    commune): read with other diacritics ("Phường Hài An" here, "Phường Hải An" there) and
+    never the same, the two readings disagree and a person must choose (0.5); otherwise 1."""
+    skip = {ln.index for ln in (hit.line, *hit.extra)}
+    for match in _UNIT_NAME.finditer(value):
+        name = match.group(1).strip()
+        key = fold(name)
+        pattern = re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
+        wanted = normalize_tone_marks(name).lower()
+        same = other = False
+        for line in doc.lines:
+            if line.index in skip:
+                continue
+            for found in pattern.finditer(line.folded):
+                text = line.text[found.start() : found.end()]
+                if normalize_tone_marks(text).lower() == wanted:
+                    same = True
+                else:
+                    other = True
+        if other and not same:
+            return 0.5
+    return 1.0
 
 
 #: Address words, restored like province names ("Tố dân phố" -> "Tổ dân phố").
@@ -843,10 +903,32 @@ def _name_field(
     hit = _find(doc, labels, lines=lines)
     if hit is None:
         return None
+    hit = _same_row_rest(doc, hit)
     parsed = parse_name(hit.text)
     if parsed is None:
         return None
     return hit, parsed[0], parsed[1]
+
+
+def _same_row_rest(doc: _Doc, hit: _Hit) -> _Hit:
+    """A value whose printed line OCR split in two boxes at a wide gap ("Họ, chữ đệm, tên:
+    HOÀNG THỊ" | "TRANG"): the next box on the same row, just right of this one, that is no
+    label, carries on the value."""
+    line = hit.line
+    following = doc.after(line)
+    if hit.extra or not following or line.bbox is None:
+        return hit
+    nxt = following[0]
+    if nxt.page != line.page or nxt.bbox is None or _is_label_line(nxt):
+        return hit
+    centre = (nxt.bbox[1] + nxt.bbox[3]) / 2
+    gap = nxt.bbox[0] - line.bbox[2]
+    same_row = line.bbox[1] < centre < line.bbox[3]
+    if not same_row or not 0 <= gap < 0.08 * (line.page_width or line.bbox[2]):
+        return hit
+    if hit.text.isupper() != nxt.text.isupper():
+        return hit
+    return _Hit(f"{hit.text} {nxt.text.strip()}", line, hit.quality, (nxt,))
 
 
 def _date_field(
@@ -951,7 +1033,7 @@ def _header_office(doc: _Doc) -> tuple[_Hit, Issuer, bool] | None:
             continue
         if not text.isupper():
             # Specks and broken words in the header zone: a line of the office may be lost.
-            garbled = garbled or len(text) >= 4
+            garbled = garbled or sum(ch.isalpha() for ch in text) >= 4
             continue
         if not _starts_with_body_or_unit(text):
             garbled = True  # "CỔNG PHƯƠNG AN": a misread line, not an office
@@ -1166,9 +1248,11 @@ class _Out:
         if hit:
             self.put(name, _value(hit, _clean_text(hit.text), hit.conf * quality))
 
-    def place(self, name: str, hit: _Hit | None) -> None:
+    def place(self, name: str, hit: _Hit | None, doc: _Doc | None = None) -> None:
         if hit:
             value, quality = _place(hit.text)
+            if doc is not None:
+                quality *= _place_readings(doc, value, hit)
             self.put(name, _value(hit, value, hit.conf * quality))
 
     def pid(self, name: str, hit: _Hit | None) -> None:
@@ -1230,7 +1314,8 @@ def _number_value(found: tuple[_Hit, str, float], issuer: str | None) -> FieldVa
     symbol names it and not at all when it names another body."""
     hit, value, quality = found
     evidence = 0.0
-    if quality == 1.0 and _WELL_FORMED_NUMBER.fullmatch(value):
+    # The doubled Đ is the one repair that says nothing about the digits.
+    if quality in (1.0, _DOUBLED_D) and _WELL_FORMED_NUMBER.fullmatch(value):
         evidence = _WELL_FORMED
         if issuer is not None:
             evidence = _NAMES_ISSUER if _symbol_names_issuer(value, issuer) else 0.0
@@ -1312,7 +1397,7 @@ def _words_date(text: str) -> date | None:
 def _birth_certificate(doc: _Doc, out: _Out) -> None:
     _person(doc, out)
     _birth_words_check(doc, out)
-    out.place("place_of_birth", _find(doc, ("noi sinh",), wrap=True))
+    out.place("place_of_birth", _find(doc, ("noi sinh",), wrap=True), doc)
     out.name("mother_name", _name_field(doc, _LABELS["mother_name"]))
     out.name("father_name", _name_field(doc, _LABELS["father_name"]))
     out.number(_number_line(doc))
@@ -1330,6 +1415,7 @@ def _citizen_id(doc: _Doc, out: _Out) -> None:
     out.place(
         "place_of_birth",
         _find(doc, ("noi dang ky khai sinh/place of birth", "noi dang ky khai sinh"), wrap=True),
+        doc,
     )
     out.date(
         "issue_date",
@@ -1472,7 +1558,7 @@ def _marriage_certificate(doc: _Doc, out: _Out) -> None:
 def _death_certificate(doc: _Doc, out: _Out) -> None:
     _person(doc, out, ("ho, chu dem, ten", "ho va ten nguoi chet", "ho va ten"))
     out.date("date_of_death", _date_field(doc, ("da chet vao luc", "thoi diem chet")))
-    out.place("place_of_death", _find(doc, ("noi chet",), wrap=True))
+    out.place("place_of_death", _find(doc, ("noi chet",), wrap=True), doc)
     out.number(_number_line(doc))
     out.date("issue_date", _date_line(doc))
     out.put("issuer", _office_issuer(doc, ("noi dang ky khai tu",)))
@@ -1482,7 +1568,7 @@ def _death_certificate(doc: _Doc, out: _Out) -> None:
 
 def _residence_confirmation(doc: _Doc, out: _Out) -> None:
     _person(doc, out, ("ho, chu dem va ten", "ho va ten"))
-    out.place("place_of_residence", _find(doc, ("noi thuong tru",), wrap=True))
+    out.place("place_of_residence", _find(doc, ("noi thuong tru",), wrap=True), doc)
     out.number(_number_line(doc), names_issuer=True)
     out.date("issue_date", _date_line(doc))
     out.put("issuer", _office_issuer(doc))
@@ -1553,7 +1639,7 @@ def _diploma(doc: _Doc, out: _Out) -> None:
         "full_name", _name_field(doc, ("ho va ten", "ong (ba)", "ho, chu dem va ten", "ong", "ba"))
     )
     out.date("date_of_birth", _date_field(doc, _LABELS["date_of_birth"]))
-    out.place("place_of_birth", _find(doc, ("noi sinh", "tai"), wrap=True))
+    out.place("place_of_birth", _find(doc, ("noi sinh", "tai"), wrap=True), doc)
     number = _find(doc, ("so hieu van bang", "so hieu"))
     if number:
         match = re.match(r"([A-Z]\s+)?([0-9OoIl]{6,8})$", number.text.strip())

@@ -555,3 +555,105 @@ def test_a_commune_confirmed_by_the_text_outweighs_a_misread_date_line() -> None
     assert confirmed["issuer"].confidence >= threshold
     alone = extract([_ocr_page(header + rest)], "residence_confirmation")
     assert alone["issuer"].confidence < threshold
+
+
+@pytest.mark.smoke
+def test_a_name_split_in_two_boxes_on_one_row_is_joined() -> None:
+    """GIVEN "Họ, chữ đệm, tên: HOÀNG THỊ" and "TRANG" as two boxes of one row (a wide gap)
+    WHEN extracted THEN the name is whole; a name ending in "Thị" (the rest lost) is doubted."""
+    rows = [
+        (95.6, (434, 239, 1015, 295), "ỦY BAN NHÂN DÂN"),
+        (87.2, (470, 316, 980, 372), "PHƯỜNG CỬA LÒ"),
+        (96.8, (626, 444, 826, 490), "Số: 716"),
+        (96.1, (1223, 442, 2215, 502), "Cửa Lò, ngày 20 tháng 01 năm 2026"),
+        (94.0, (1032, 583, 1626, 650), "GIẤY KHAI SINH"),
+        (94.8, (358, 723, 1291, 790), "Họ, chữ đệm, tên: HOÀNG THỊ"),
+        (96.2, (1359, 733, 1548, 779), "TRANG"),
+        (95.9, (357, 830, 1416, 889), "Ngày, tháng, năm sinh: 30/12/2025"),
+    ]
+    fields = extract([_ocr_page(rows)], "birth_certificate")
+    assert fields["full_name"].value == "Hoàng Thị Trang"
+    assert fields["full_name"].text == "Họ, chữ đệm, tên: HOÀNG THỊ\nTRANG"
+    lost = extract([_ocr_page(rows[:6] + rows[7:])], "birth_certificate")
+    assert lost["full_name"].value == "Hoàng Thị"
+    assert lost["full_name"].confidence < ExtractConfig().threshold_for("full_name")
+
+
+@pytest.mark.smoke
+def test_a_place_read_otherwise_elsewhere_in_the_document_is_doubted() -> None:
+    """GIVEN a card whose place of birth reads "Phường Hài An" while its address reads
+    "Phường Hải An" WHEN extracted THEN the place of birth goes to a person; when the
+    readings agree it does not."""
+    threshold = ExtractConfig().threshold_for("place_of_birth")
+
+    def back(birth_place: str) -> OcrPage:
+        rows = [
+            (91.6, (36, 35, 397, 58), "Nơi cư trú/Place of residence:"),
+            (95.5, (34, 63, 837, 106), "Tổ dân phố 24, Phường Hải An, Thành phố Hải Phòng"),
+            (87.0, (36, 113, 472, 141), "Nơi đẳng ký khai sinh/Place of birth:"),
+            (94.2, (36, 147, 603, 179), f"Phường {birth_place}, Thành phố Hải Phòng"),
+            (93.9, (416, 260, 594, 292), "BỘ CÔNG AN"),
+        ]
+        return _ocr_page(rows, size=(1011, 638))
+
+    misread = extract([back("Hài An")], "citizen_id")["place_of_birth"]
+    assert misread.value == "Phường Hài An, Thành phố Hải Phòng"
+    assert misread.confidence < threshold
+    agreed = extract([back("Hải An")], "citizen_id")["place_of_birth"]
+    assert agreed.confidence >= threshold
+
+
+@pytest.mark.smoke
+def test_a_date_with_a_lost_separator_needs_a_second_reading() -> None:
+    """ "0710/1970": one slash lost. The date parses, doubted; the card's MRZ (birth date with
+    its check digit) confirms it."""
+    parsed = parse_date("Ngày, tháng, năm sinh/Date of birth: 0710/1970")
+    assert parsed is not None and parsed[0] == date(1970, 10, 7) and parsed[1] <= 0.4
+    assert parse_date("1234/2025") is None  # no day 12, month 34
+    threshold = ExtractConfig().threshold_for("date_of_birth")
+    pages = _card_pair("9510179F3510177VNM<<<<<<<<<<<1")
+    joined = OcrLine("Ngày, tháng, năm sinh/Date of birth: 1710/1995", (229, 393, 749, 428), 63.5)
+    pages[0].lines[6] = joined
+    fields = extract(pages, "citizen_id")
+    assert fields["date_of_birth"].value == "1995-10-17"
+    assert fields["date_of_birth"].confidence >= threshold
+    del pages[1]  # the back side (and its MRZ) missing: nothing confirms the guess
+    alone = extract(pages, "citizen_id")
+    assert alone["date_of_birth"].confidence < threshold
+
+
+@pytest.mark.smoke
+def test_specks_under_a_known_header_do_not_doubt_it() -> None:
+    """Specks under the header rule read as "sa..." are no lost line of the office; a line of
+    broken capitals ("5E SE ĐSHOĐAE") may be, and keeps the issuer in review."""
+    threshold = ExtractConfig().threshold_for("issuer")
+
+    def page(junk: str) -> OcrPage:
+        rows = [
+            (87.9, (366, 239, 1080, 277), "SỞ KẾ HOẠCH VÀ ĐẦU TƯ TỈNH THÁI BÌNH"),
+            (93.9, (357, 289, 1088, 327), "PHÒNG ĐĂNG KÝ KINH DOANH"),
+            (16.2, (572, 319, 876, 383), junk),
+            (95.0, (1276, 323, 2158, 379), "Độc lập - Tự do - Hạnh phúc"),
+            (96.5, (1204, 445, 2231, 501), "Thái Bình, ngày 09 tháng 4 năm 2020"),
+            (93.2, (521, 582, 2135, 658), "GIẤY CHỨNG NHẬN ĐĂNG KÝ DOANH NGHIỆP"),
+        ]
+        return _ocr_page(rows)
+
+    issuer = extract([page("sa...")], "business_registration")["issuer"]
+    assert issuer.value == "Phòng Đăng ký kinh doanh, Sở Tài chính tỉnh Hưng Yên"
+    assert issuer.confidence >= threshold
+    garbled = extract([page("5E SE ĐSHOĐAE")], "business_registration")["issuer"]
+    assert garbled.confidence < threshold
+
+
+@pytest.mark.smoke
+def test_a_doubled_d_in_the_symbol_keeps_the_format_support() -> None:
+    """ "Số: 87/QĐĐ-UBND": Tesseract's doubled Đ is undone at a small cost and the symbol still
+    names the issuer, which lifts the number over OCR's line confidence."""
+    assert parse_document_number("Số: 87/QĐĐ-UBND") == ("87/QĐ-UBND", 0.9)
+    page = _decision(
+        ["UBND TỈNH THANH HÓA", "SỞ NÔNG NGHIỆP VÀ MÔI TRƯỜNG"], (80.0, "Số: 87/QĐĐ-SNNMT"), 92.3
+    )
+    number = extract([page], "decision")["document_number"]
+    assert number.value == "87/QĐ-SNNMT"
+    assert number.confidence > 0.8 * 0.9
