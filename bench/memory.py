@@ -6,17 +6,12 @@ from __future__ import annotations
 import os
 import threading
 
+from fixtures.stack import pss_kib as pss_of
+
 
 def pss_kib(pid: int) -> int:
     """Proportional set size of one process in KiB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return pss_of([pid])
 
 
 def tree_pss_kib(root: int) -> int:
