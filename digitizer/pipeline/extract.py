@@ -20,7 +20,12 @@ from OCR look-alikes cost some), times checks: a real calendar date, a personal 
 number whose province code exists and whose century/sex digit and year agree with the date of
 birth and sex, names made of Vietnamese syllables, an issuer whose body is known. A check that
 fails outright drops the confidence far below any threshold: a confident wrong value is worse
-than a question.
+than a question. Evidence independent of OCR lifts it (noisy-or, :func:`_supported`): a header
+line made only of known bodies and provinces, a commune name read the same elsewhere in the
+document, "Nam"/"Nữ" read exactly, a number symbol that names the issuer, the card's MRZ
+repeating a date with a valid check digit. Tesseract's line confidence averages its words, so
+label noise or a faint parent line lowers it although the value itself was read right; two
+readings that disagree (a place spelt otherwise elsewhere) lower it.
 """
 
 from __future__ import annotations
