@@ -46,6 +46,7 @@ __all__ = [
     "normalize_issuer",
     "normalize_province",
     "normalize_tone_marks",
+    "open_names",
     "title_case",
 ]
 
