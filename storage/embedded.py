@@ -368,6 +368,10 @@ class SeaweedFS(_Managed):
             # The one-second grace lets a master steer writes to other volume
             # servers; there are none here, and it makes every stop 1 s slower.
             "-volume.preStopSeconds=0",
+            # Every bucket is a collection with volumes of its own; weed mini's default
+            # volume count ran out after ~70 buckets ("no free volumes left"), which a
+            # test suite with a bucket per test passes. Volumes are sparse files.
+            "-volume.max=5000",
         ]
         with open(self.log_path, "ab") as out:
             out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
