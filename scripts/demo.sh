@@ -5,5 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p var/searchable
+# The document-type model: trained once from generated documents (about 20 s), so that
+# the samples are classified and their fields extracted.
+[ -e .sohoa/models/current ] || .venv/bin/sohoa train --no-labels
 .venv/bin/sohoa digitize fixtures/samples --out var/searchable "$@"
 echo "Searchable PDFs: $(pwd)/var/searchable/  (state kept in .sohoa/; 'sohoa up' serves it)"
