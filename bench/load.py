@@ -40,7 +40,7 @@ import httpx
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 
-from bench.vault import seed
+from bench.vault import portal_round, seed
 from fixtures.stack import PrivateStack, pss_kib, rss_kib, tree
 from storage.db import SETTLED_STATES, Document, get_engine, session_scope
 
@@ -117,29 +117,7 @@ async def client(
             else:
                 stats["uploaded"].append(answer.json()["documents"][0]["id"])
             continue
-        ref = rng.choice(citizen_ids)
-        began = time.perf_counter()
-        try:
-            answer = await portal.get(f"/v1/portal/citizens/{ref}/documents")
-        except httpx.HTTPError as exc:
-            stats["errors"].append(f"list {type(exc).__name__}")
-            continue
-        stats["portal_list"].append((time.perf_counter() - began) * 1000)
-        if answer.status_code != 200:
-            stats["errors"].append(f"list HTTP {answer.status_code}")
-            continue
-        valid = [d["id"] for d in answer.json()["documents"] if d["status"] == "valid"]
-        if not valid or time.perf_counter() >= deadline:
-            continue
-        began = time.perf_counter()
-        try:
-            answer = await portal.get(f"/v1/portal/citizens/{ref}/documents/{rng.choice(valid)}")
-        except httpx.HTTPError as exc:
-            stats["errors"].append(f"fetch {type(exc).__name__}")
-            continue
-        stats["portal_fetch"].append((time.perf_counter() - began) * 1000)
-        if answer.status_code != 200 or not answer.json().get("download_url"):
-            stats["errors"].append(f"fetch HTTP {answer.status_code}")
+        await portal_round(portal, citizen_ids, deadline, rng, stats, "portal_list", "portal_fetch")
 
 
 async def run_load(

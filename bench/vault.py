@@ -227,6 +227,45 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+async def portal_round(
+    http: httpx.AsyncClient,
+    citizen_ids: list[str],
+    deadline: float,
+    rng: random.Random,
+    stats: dict[str, Any],
+    list_key: str = "list_ms",
+    fetch_key: str = "fetch_ms",
+) -> None:
+    """One portal read: list a random citizen's documents, then fetch a valid one.
+
+    Latencies (ms) go to ``stats[list_key]`` / ``stats[fetch_key]``, failures to
+    ``stats["errors"]``; no fetch is started after ``deadline``.
+    """
+    ref = rng.choice(citizen_ids)
+    started = time.perf_counter()
+    try:
+        answer = await http.get(f"/v1/portal/citizens/{ref}/documents")
+    except httpx.HTTPError as exc:
+        stats["errors"].append(f"list {type(exc).__name__}")
+        return
+    stats[list_key].append((time.perf_counter() - started) * 1000)
+    if answer.status_code != 200:
+        stats["errors"].append(f"list HTTP {answer.status_code}")
+        return
+    valid = [d["id"] for d in answer.json()["documents"] if d["status"] == "valid"]
+    if not valid or time.perf_counter() >= deadline:
+        return
+    started = time.perf_counter()
+    try:
+        answer = await http.get(f"/v1/portal/citizens/{ref}/documents/{rng.choice(valid)}")
+    except httpx.HTTPError as exc:
+        stats["errors"].append(f"fetch {type(exc).__name__}")
+        return
+    stats[fetch_key].append((time.perf_counter() - started) * 1000)
+    if answer.status_code != 200 or not answer.json().get("download_url"):
+        stats["errors"].append(f"fetch HTTP {answer.status_code}")
+
+
 async def _client(
     http: httpx.AsyncClient,
     citizen_ids: list[str],
@@ -235,29 +274,7 @@ async def _client(
     stats: dict[str, Any],
 ) -> None:
     while time.perf_counter() < deadline:
-        ref = rng.choice(citizen_ids)
-        started = time.perf_counter()
-        try:
-            answer = await http.get(f"/v1/portal/citizens/{ref}/documents")
-        except httpx.HTTPError as exc:
-            stats["errors"].append(f"list {type(exc).__name__}")
-            continue
-        stats["list_ms"].append((time.perf_counter() - started) * 1000)
-        if answer.status_code != 200:
-            stats["errors"].append(f"list HTTP {answer.status_code}")
-            continue
-        valid = [d["id"] for d in answer.json()["documents"] if d["status"] == "valid"]
-        if not valid or time.perf_counter() >= deadline:
-            continue
-        started = time.perf_counter()
-        try:
-            answer = await http.get(f"/v1/portal/citizens/{ref}/documents/{rng.choice(valid)}")
-        except httpx.HTTPError as exc:
-            stats["errors"].append(f"fetch {type(exc).__name__}")
-            continue
-        stats["fetch_ms"].append((time.perf_counter() - started) * 1000)
-        if answer.status_code != 200 or not answer.json().get("download_url"):
-            stats["errors"].append(f"fetch HTTP {answer.status_code}")
+        await portal_round(http, citizen_ids, deadline, rng, stats)
 
 
 async def run_load(
