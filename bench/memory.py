@@ -3,10 +3,10 @@ shares with its parent count once, sampled until stopped and kept at the peak.""
 
 from __future__ import annotations
 
-import os
 import threading
 
 from fixtures.stack import pss_kib as pss_of
+from fixtures.stack import tree
 
 
 def pss_kib(pid: int) -> int:
@@ -16,22 +16,7 @@ def pss_kib(pid: int) -> int:
 
 def tree_pss_kib(root: int) -> int:
     """PSS of a process and all its descendants, in KiB."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += pss_kib(pid)
-        stack.extend(children.get(pid, []))
-    return total
+    return pss_of(tree(root))
 
 
 class PeakSampler(threading.Thread):

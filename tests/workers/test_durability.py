@@ -24,6 +24,7 @@ from digitizer.config import Settings, WorkerSettings
 from digitizer.services.wiring import object_store
 from digitizer.stack import settings_env
 from fixtures import generator
+from fixtures.stack import children
 from storage.db import Document, session_scope, utcnow
 from storage.embedded import RedisServer, SeaweedFS
 from storage.objects import original_key
@@ -101,24 +102,10 @@ class Workers:
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                for pid in [proc.pid, *_children(proc.pid)]:
+                for pid in [proc.pid, *children(proc.pid)]:
                     os.kill(pid, signal.SIGKILL)
                 proc.wait()
         self.log.close()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == pid:
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture
@@ -204,7 +191,7 @@ def test_worker_killed_mid_ocr_is_recovered_exactly_once(
     first = workers.start()
     _wait(lambda: _state(settings, doc_id).state == "processing", 60, "processing to start")
     time.sleep(1.0)  # inside the OCR of the first pages
-    horses = _children(first.pid)  # rq's horse runs in a session of its own
+    horses = children(first.pid)  # rq's horse runs in a session of its own
     assert horses
     for pid in [first.pid, *horses]:
         os.kill(pid, signal.SIGKILL)
@@ -232,7 +219,7 @@ def test_crashing_horse_does_not_stop_the_worker(
     crashing = _upload(settings, "crash.pdf", _scan(3, 800))
     worker = workers.start()
     _wait(lambda: _state(settings, crashing).state == "processing", 60, "processing to start")
-    horses = _children(worker.pid)
+    horses = children(worker.pid)
     assert horses, "the worker forks a horse per job"
     for pid in horses:
         os.kill(pid, signal.SIGSEGV)
@@ -241,7 +228,7 @@ def test_crashing_horse_does_not_stop_the_worker(
         _wait(lambda: _state(settings, following).state == "ready", 120, "the next document")
     except AssertionError:
         if os.environ.get("SOHOA_TEST_DEBUG_HANG"):
-            for pid in [worker.pid, *_children(worker.pid)]:
+            for pid in [worker.pid, *children(worker.pid)]:
                 subprocess.run(["py-spy", "dump", "--pid", str(pid)], check=False)
         raise
     assert worker.poll() is None, "the worker survived its horse"
