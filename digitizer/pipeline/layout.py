@@ -6,7 +6,13 @@ them as single lines ("ỦY BAN NHÂN DÂN  CỘNG HÒA XÃ HỘI ..."), which m
 texts. Lines are first split where the gap between words is far wider than a
 word space; the segments are grouped into rows; where consecutive rows share a gutter that
 leaves at least two segments on each side (the header, the signature block),
-they are read column by column, otherwise row by row, left to right.
+they are read column by column, otherwise row by row, left to right. A column block ends at a
+row that spans the gutter, and at a row on the left only that follows a blank line with
+nothing on the right after it (the "Kính gửi:" under the header's left column is not part
+of it; the signers' names under their titles, after the room for the signature, are).
+
+Distances are in line heights: the median height of the segments' boxes, which for
+Vietnamese includes the stacked marks above capitals (about 1.3 cap heights).
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from itertools import pairwise
 from statistics import median
 
 #: A gap wider than this many line heights separates two segments of a line.
-SPLIT_GAP = 1.2
-#: Two columns start where a gutter is at least this many line heights wide...
-MIN_GUTTER = 1.5
+SPLIT_GAP = 1.0
+#: Two columns start where a gutter is at least this many line heights wide (the header's
+#: office name and motto can be as close as 1.1 line heights)...
+MIN_GUTTER = 1.0
 #: ...and go on while it stays this wide (a word space is ~0.3 line heights).
 KEEP_GUTTER = 0.7
+#: A row left of the gutter this many line heights below the row above, with nothing right of
+#: the gutter after it, is a new paragraph, not the column's continuation (lines of a column
+#: are ~0.5 apart).
+PARAGRAPH_GAP = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,16 @@ def _bands(segments: Sequence[Segment]) -> list[list[Segment]]:
     return [sorted(members, key=lambda s: s.bbox[0]) for _, _, members in bands]
 
 
+def _right_follows(bands: list[list[Segment]], start: int, low: float, high: float) -> bool:
+    """Whether a row from ``start`` has a segment right of the gutter before a row spans it."""
+    for band in bands[start:]:
+        if any(s.bbox[0] < low and s.bbox[2] > high for s in band):
+            return False
+        if any(s.bbox[0] >= high for s in band):
+            return True
+    return False
+
+
 def _column_block(
     bands: list[list[Segment]], start: int, line_height: float
 ) -> tuple[int, tuple[float, float]] | None:
@@ -112,7 +133,8 @@ def _column_block(
 
     The gutter starts as a gap of the first band and narrows as rows join (a
     wider left line, an earlier right line); a row with a segment spanning the
-    whole gutter, or that would leave it too narrow, ends the run.
+    whole gutter, or that would leave it too narrow, ends the run; so does a row on the left
+    only after a blank line, unless the right column goes on below it.
     """
     best: tuple[int, tuple[float, float]] | None = None
     for gap in _gaps([(s.bbox[0], s.bbox[2]) for s in bands[start]]):
@@ -127,6 +149,13 @@ def _column_block(
             mid = (low + high) / 2
             lefts = [s for s in band if (s.bbox[0] + s.bbox[2]) / 2 < mid]
             rights = [s for s in band if (s.bbox[0] + s.bbox[2]) / 2 >= mid]
+            if end > start and lefts and not rights:
+                above = max(s.bbox[3] for s in bands[end - 1])
+                blank = min(s.bbox[1] for s in band) - above
+                if blank > PARAGRAPH_GAP * line_height and not _right_follows(
+                    bands, end + 1, low, high
+                ):
+                    break
             new_low = max([low, *(s.bbox[2] for s in lefts)])
             new_high = min([high, *(s.bbox[0] for s in rights)])
             if new_high - new_low < KEEP_GUTTER * line_height:

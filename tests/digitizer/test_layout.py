@@ -86,3 +86,48 @@ def test_signature_block_with_a_long_left_line() -> None:
 def test_ordinary_word_spaces_do_not_split_lines() -> None:
     page = [line(100, (100, "Căn cứ Luật Hộ tịch ngày 20 tháng 11 năm 2014;"))]
     assert texts(page) == ["Căn cứ Luật Hộ tịch ngày 20 tháng 11 năm 2014;"]
+
+
+def test_header_columns_close_together_and_a_salutation_after_them() -> None:
+    # The office name and the motto 1.1 line heights apart; the left column goes on under the
+    # motto ("V/v ..."), then a blank line and "Kính gửi:" at the margin: the body, not the column.
+    page = [
+        line(100, (100, "CÔNG AN TỈNH KHÁNH HÒA"), (600, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM")),
+        line(160, (110, "CÔNG AN XÃ DIÊN KHÁNH"), (780, "Độc lập - Tự do - Hạnh phúc")),
+        line(230, (130, "Số: 387/CAX-QLHC"), (700, "Diên Khánh, ngày 12 tháng 11 năm 2025")),
+        line(290, (120, "V/v thu nhận hồ sơ")),
+        line(350, (140, "cho công dân")),
+        line(450, (50, "Kính gửi:")),
+        line(510, (50, "- Ủy ban nhân dân Xã Diên Khánh và các tổ dân phố trên địa bàn xã")),
+    ]
+    assert texts(page) == [
+        "CÔNG AN TỈNH KHÁNH HÒA",
+        "CÔNG AN XÃ DIÊN KHÁNH",
+        "Số: 387/CAX-QLHC",
+        "V/v thu nhận hồ sơ",
+        "cho công dân",
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Độc lập - Tự do - Hạnh phúc",
+        "Diên Khánh, ngày 12 tháng 11 năm 2025",
+        "Kính gửi:",
+        "- Ủy ban nhân dân Xã Diên Khánh và các tổ dân phố trên địa bàn xã",
+    ]
+
+
+def test_signers_names_below_the_room_for_signatures_stay_in_their_columns() -> None:
+    # Husband and wife sign on the left, the office on the right; the names come after a gap.
+    page = [
+        line(100, (150, "Chồng"), (450, "Vợ"), (1100, "TM. ỦY BAN NHÂN DÂN")),
+        line(160, (1200, "CHỦ TỊCH")),
+        line(330, (100, "Hồ Minh Việt"), (420, "Lâm Thị Anh")),
+        line(400, (1150, "Bùi Phương Ngọc")),
+    ]
+    assert texts(page) == [
+        "Chồng",
+        "Hồ Minh Việt",
+        "Vợ",
+        "Lâm Thị Anh",
+        "TM. ỦY BAN NHÂN DÂN",
+        "CHỦ TỊCH",
+        "Bùi Phương Ngọc",
+    ]
