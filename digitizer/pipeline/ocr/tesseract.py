@@ -16,6 +16,12 @@ from PIL import Image
 from digitizer.config import OcrSettings
 from digitizer.pipeline.layout import Word, reading_order
 from digitizer.pipeline.ocr import OcrEngineError, OcrLine, OcrPage, register
+from digitizer.pipeline.ocr.leaders import erase_leaders
+
+#: Revision of what this module does around Tesseract (image preparation, parameters, line
+#: assembly): part of :attr:`TesseractEngine.version`, so a change recomputes derived objects.
+#: 2: dotted form leaders erased before recognition.
+REVISION = "2"
 
 _CANDIDATES = (
     "/usr/share/tesseract-ocr/5/tessdata",
@@ -53,9 +59,10 @@ class TesseractEngine:
         for code in self.lang.split("+"):
             stat = (self.tessdata / f"{code}.traineddata").stat()
             digest.update(f"{code}:{stat.st_size}".encode())
-        # Library version and model identity: a new model recomputes derived objects.
+        # Library version, model identity and our revision: a change recomputes derived objects.
         self.version = (
             f"{tesserocr.tesseract_version().split()[1]}-{self.lang}-{digest.hexdigest()[:8]}"
+            f"-r{REVISION}"
         )
         self._api = tesserocr.PyTessBaseAPI(
             path=str(self.tessdata),
@@ -70,6 +77,7 @@ class TesseractEngine:
         """Recognise one page; lines split at column gutters and put in reading order."""
         gray = image if image.mode == "L" else image.convert("L")
         page = OcrPage(width=gray.width, height=gray.height, dpi=dpi)
+        gray = erase_leaders(gray)
         lines: list[list[Word]] = []
         word_level = tesserocr.RIL.WORD
         with self._lock:

@@ -1,0 +1,112 @@
+"""Dotted form leaders ("Họ và tên: ..........") taken off a page image before OCR.
+
+Blank and filled forms draw a row of dots where the citizen writes. Tesseract reads such a row as
+dots, dashes and letters ("......- ---‹-«<s+2"), and the dots beside a label spoil the label
+itself ("Giới tÍnh"). They carry no words: they are erased from the image (painted with the
+paper's grey) before recognition, so the text holds the labels and what was written on the
+dots, and nothing for the dots themselves. The benchmark's ground-truth policy matches this:
+``fixtures.metrics.strip_leaders`` removes leader runs from the truth and from every engine's
+text alike.
+
+A leader is a run of at least :data:`MIN_DOTS` small blobs (each at most :data:`MAX_DOT` of the
+page's median glyph height across) on one baseline, each within :data:`MAX_PITCH` glyph heights
+of the next. Diacritics (the dot of ``ị``, ``ọ``, ``ạ``) are as small, but one word or more apart,
+and a sentence's full stop or an ellipsis has fewer dots.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+#: Dots in a row that make a leader (an ellipsis has three).
+MIN_DOTS = 5
+#: A dot is at most this share of the median glyph height wide and tall.
+MAX_DOT = 0.4
+#: Consecutive dots are at most this many glyph heights apart (centre to centre).
+MAX_PITCH = 1.0
+#: A leader's dots keep to one baseline: within this share of the glyph height.
+BASELINE_TOLERANCE = 0.3
+
+
+def _glyph_height(
+    heights: np.ndarray, widths: np.ndarray, areas: np.ndarray, page: tuple[int, int]
+) -> float | None:
+    """Typical letter height: the area-weighted median height of the blobs that are neither
+    specks nor rules nor pictures (weighted, so that hundreds of leader dots do not count as the
+    typical glyph of a blank form)."""
+    letters = (areas >= 12) & (heights >= 6) & (heights <= page[0] / 10) & (widths <= page[1] / 10)
+    letters &= widths <= 4 * heights
+    if np.count_nonzero(letters) < 20:
+        return None
+    order = np.argsort(heights[letters])
+    cumulative = np.cumsum(areas[letters][order])
+    middle = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    return float(heights[letters][order][middle])
+
+
+def find_leaders(gray: np.ndarray) -> np.ndarray | None:
+    """Mask (uint8, 1 = leader ink) of the dotted leaders of a grayscale page; None if none."""
+    if gray.size == 0 or min(gray.shape) < 16:
+        return None
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if count < MIN_DOTS + 1:
+        return None
+    widths = stats[1:, cv2.CC_STAT_WIDTH]
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    glyph = _glyph_height(heights, widths, areas, gray.shape)
+    if glyph is None:
+        return None
+    limit = max(2.0, MAX_DOT * glyph)
+    small = (widths <= limit) & (heights <= limit) & (areas >= 2)
+    small &= (2 * widths <= 3 * heights) & (2 * heights <= 3 * widths)  # round, not a comma
+    dots = np.flatnonzero(small)
+    if dots.size < MIN_DOTS:
+        return None
+    # Join neighbouring dots: a bar as wide as the pitch allowed, as tall as the tolerance.
+    pitch = round(MAX_PITCH * glyph)
+    band = max(1, round(BASELINE_TOLERANCE * glyph / 2))
+    centres = np.zeros(gray.shape, np.uint8)
+    cx = np.clip(np.rint(centroids[1:, 0][dots]).astype(int), 0, gray.shape[1] - 1)
+    cy = np.clip(np.rint(centroids[1:, 1][dots]).astype(int), 0, gray.shape[0] - 1)
+    centres[cy, cx] = 1
+    joined = cv2.dilate(centres, np.ones((band, pitch), np.uint8))
+    runs, run_of = cv2.connectedComponents(joined, connectivity=8)
+    per_run = np.bincount(run_of[cy, cx], minlength=runs)
+    leader_runs = per_run >= MIN_DOTS
+    leader_runs[0] = False
+    in_leader = leader_runs[run_of[cy, cx]]
+    # The lower dot of a colon ends the label beside a leader: a dot with another dot above it
+    # (within a glyph height) is punctuation, not part of the leader.
+    reach, half = max(2, round(glyph)), max(1, round(limit / 2))
+    for index in np.flatnonzero(in_leader):
+        x, y = int(cx[index]), int(cy[index])
+        above = centres[max(0, y - reach) : max(0, y - band), max(0, x - half) : x + half + 1]
+        if above.any():
+            in_leader[index] = False
+    chosen = dots[in_leader]
+    if chosen.size == 0:
+        return None
+    keep = np.zeros(count, bool)
+    keep[chosen + 1] = True
+    return keep[labels].astype(np.uint8)
+
+
+def erase_leaders(image: Image.Image) -> Image.Image:
+    """``image`` (grayscale) with its dotted leaders painted over in the paper's grey.
+
+    Returns the same object when the page has no leader, so callers pay one pass only.
+    """
+    gray = np.asarray(image if image.mode == "L" else image.convert("L"))
+    mask = find_leaders(gray)
+    if mask is None:
+        return image
+    # A blurred dot has a halo the threshold left out: grow the mask by a pixel or two.
+    grown = cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool)
+    paper = np.median(gray[::8, ::8])
+    cleaned = gray.copy()
+    cleaned[grown] = paper
+    return Image.fromarray(cleaned, "L")
