@@ -4,9 +4,10 @@ Seeds a fresh PostgreSQL database (created for the run, dropped after it) with
 10,000 citizens and 50,000 issued e-copies (bulk inserts; object keys are made up:
 presigned links are computed locally by the minio SDK, nothing is downloaded), one
 portal client with a consent grant from every citizen, then serves the API with
-uvicorn (a child process, ``--api-workers`` processes, loopback, free port) and runs
-``--clients`` concurrent portal clients (asyncio + httpx) for ``--duration``
-seconds. Each client loops: list a random citizen's current documents
+``sohoa api`` (a child process, ``--api-workers`` processes, loopback, free port) and
+runs ``--clients`` concurrent portal clients (asyncio, one kept-alive connection each,
+``bench.httpclient``: lean, so the load generator takes little CPU from the server) for
+``--duration`` seconds. Each client loops: list a random citizen's current documents
 (``GET /v1/portal/citizens/{ref}/documents``), then fetch one of them with its
 presigned link (``GET .../documents/{ecopy_id}``). Every call writes an audit event.
 
@@ -40,12 +41,13 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
+from bench.httpclient import KeepAliveClient
 from bench.memory import PeakSampler
 from digitizer.config import DatabaseSettings, EmbeddedSettings, S3Settings, Settings
 from digitizer.doctypes import DOC_TYPES
@@ -227,8 +229,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+class Getter(Protocol):
+    """What a portal round needs of an HTTP client (httpx's, or :mod:`bench.httpclient`)."""
+
+    async def get(self, url: str) -> Any: ...
+
+
+#: What a failed call raises: httpx's errors, or the lean client's.
+CALL_ERRORS = (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError)
+
+
 async def portal_round(
-    http: httpx.AsyncClient,
+    http: Getter,
     citizen_ids: list[str],
     deadline: float,
     rng: random.Random,
@@ -245,7 +257,7 @@ async def portal_round(
     started = time.perf_counter()
     try:
         answer = await http.get(f"/v1/portal/citizens/{ref}/documents")
-    except httpx.HTTPError as exc:
+    except CALL_ERRORS as exc:
         stats["errors"].append(f"list {type(exc).__name__}")
         return
     stats[list_key].append((time.perf_counter() - started) * 1000)
@@ -258,7 +270,7 @@ async def portal_round(
     started = time.perf_counter()
     try:
         answer = await http.get(f"/v1/portal/citizens/{ref}/documents/{rng.choice(valid)}")
-    except httpx.HTTPError as exc:
+    except CALL_ERRORS as exc:
         stats["errors"].append(f"fetch {type(exc).__name__}")
         return
     stats[fetch_key].append((time.perf_counter() - started) * 1000)
@@ -267,7 +279,7 @@ async def portal_round(
 
 
 async def _client(
-    http: httpx.AsyncClient,
+    http: Getter,
     citizen_ids: list[str],
     deadline: float,
     rng: random.Random,
@@ -286,29 +298,32 @@ async def run_load(
     warmup: float,
     solo: float,
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": key}, timeout=30, limits=limits
-    ) as http:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    # One kept-alive connection per client, as a portal's pool would hold.
+    pool = [KeepAliveClient(host, int(port), {"X-API-Key": key}) for _ in range(clients + 1)]
+    try:
         # warm-up: connections, the workers' first queries and caches (not measured)
         scratch: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": []}
         end = time.perf_counter() + warmup
         await asyncio.gather(
-            *(_client(http, citizen_ids, end, random.Random(i), scratch) for i in range(clients))
+            *(_client(pool[i], citizen_ids, end, random.Random(i), scratch) for i in range(clients))
         )
         # one client alone: the service time of a call, without queueing behind others
         alone: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": []}
-        await _client(http, citizen_ids, time.perf_counter() + solo, random.Random(99), alone)
+        await _client(pool[-1], citizen_ids, time.perf_counter() + solo, random.Random(99), alone)
         stats: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": [], "solo": alone}
         started = time.perf_counter()
         deadline = started + duration
         await asyncio.gather(
             *(
-                _client(http, citizen_ids, deadline, random.Random(1000 + i), stats)
+                _client(pool[i], citizen_ids, deadline, random.Random(1000 + i), stats)
                 for i in range(clients)
             )
         )
         stats["elapsed_s"] = time.perf_counter() - started
+    finally:
+        for client in pool:
+            await client.close()
     return stats
 
 
@@ -366,20 +381,14 @@ def main() -> None:
         env = {**os.environ, **settings_env(settings)}
         api = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "digitizer.api.app:create_app",
-                "--factory",
+                str(Path(sys.executable).with_name("sohoa")),
+                "api",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
                 "--workers",
                 str(args.api_workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
             ],
             env=env,
         )

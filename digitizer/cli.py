@@ -65,29 +65,42 @@ def migrate() -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-@click.option("--no-fork", is_flag=True, help="Run jobs in this process (no crash isolation).")
-def worker(burst: bool, no_fork: bool) -> None:
-    """Run a worker: loads the OCR model once, then processes queued documents."""
-    from workers.worker import run_worker
+@click.option("--fork", is_flag=True, help="Fork a process per job (rq's work horse).")
+@click.option("--no-fork", is_flag=True, help="Run jobs in this process, unsupervised.")
+def worker(burst: bool, fork: bool, no_fork: bool) -> None:
+    """Run a worker: loads the OCR model once, then processes queued documents.
 
-    run_worker(get_settings(), burst=burst, fork=not no_fork)
+    By default a supervisor runs the jobs in a child process that it replaces when it
+    crashes, hangs or overruns a job's time limit.
+    """
+    from workers.worker import WorkerMode, run_worker
+
+    if fork and no_fork:
+        raise click.UsageError("--fork and --no-fork exclude each other")
+    mode: WorkerMode = "fork" if fork else "inline" if no_fork else "supervised"
+    run_worker(get_settings(), burst=burst, mode=mode)
 
 
 @main.command()
 @click.option("--host", default=None, help="Bind address (default from settings).")
 @click.option("--port", default=None, type=int, help="Port (default from settings).")
-def api(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    "api_workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="API processes sharing the port (supervised: a dead one is replaced).",
+)
+def api(host: str | None, port: int | None, api_workers: int) -> None:
     """Serve the HTTP API."""
-    import uvicorn
-
-    from digitizer.api.app import create_app
+    from digitizer.api.serve import serve
 
     settings = get_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.embedded.api_host,
-        port=port or settings.embedded.api_port,
-        log_level="warning",
+    serve(
+        host or settings.embedded.api_host,
+        port or settings.embedded.api_port,
+        workers=api_workers,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -338,6 +339,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: How ``hash`` was computed (``digitizer.services.audit.event_hash``): 1 before
+    #: migration 0009, 2 since.
+    hash_version: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
 
 
 class AuditAnchor(Base):
@@ -437,19 +441,33 @@ def dispose_engines() -> None:
 @lru_cache(maxsize=8)
 def get_engine(url: str, echo: bool = False) -> Engine:
     """One engine per URL and process (cached)."""
+    return new_engine(url, echo=echo)
+
+
+def new_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    isolation_level: str | None = None,
+) -> Engine:
+    """An engine with the project's settings (callers cache it; see :func:`get_engine`)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, hide_parameters=True, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
+        options = {"isolation_level": isolation_level} if isolation_level else {}
         engine = create_engine(
             url,
             echo=echo,
             # parameters hold personal data: never in logs or exception messages
             hide_parameters=True,
             pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=10,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             connect_args={"connect_timeout": 5},
+            **options,
         )
     _ENGINES.append(engine)
     return engine

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitizer import __version__, web
 from digitizer.api import problems
@@ -56,30 +57,45 @@ _DOCS_PATHS = ("/docs", "/redoc")
 _HSTS = "max-age=31536000; includeSubDomains"
 
 
-class BodyLimitMiddleware(BaseHTTPMiddleware):
-    """Refuse bodies over the limit from their Content-Length, before reading them."""
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit from their Content-Length, before reading them; add the
+    security headers to every answer.
 
-    def __init__(self, app: object, limit: int, https: bool = False) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    Pure ASGI (Starlette's ``BaseHTTPMiddleware`` runs each request through a task group
+    and a stream: about 0.5 ms of CPU per call, measured on the portal reads).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, https: bool = False) -> None:
+        self.app = app
         self.limit = limit
         self.https = https
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = dict(_SECURITY_HEADERS)
+        extra["Content-Security-Policy"] = _DOCS_CSP if path.startswith(_DOCS_PATHS) else _CSP
+        if self.https or scope.get("scheme") == "https":
+            extra["Strict-Transport-Security"] = _HSTS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        length = Headers(scope=scope).get("content-length")
         if length and length.isdigit() and int(length) > self.limit:
-            response: Response = problems.problem_from_error(
-                FileTooLargeError(f"the request is larger than {self.limit} bytes"),
-                request.url.path,
+            response = problems.problem_from_error(
+                FileTooLargeError(f"the request is larger than {self.limit} bytes"), path
             )
-        else:
-            response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        docs = request.url.path.startswith(_DOCS_PATHS)
-        response.headers.setdefault("Content-Security-Policy", _DOCS_CSP if docs else _CSP)
-        if self.https or request.url.scheme == "https":
-            response.headers.setdefault("Strict-Transport-Security", _HSTS)
-        return response
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -18,7 +18,8 @@ from storage.db import get_sessionmaker
 from storage.objects import ObjectStore
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: plain attribute reads run on the event loop, not via the thread pool
     return request.app.state.settings
 
 
@@ -46,14 +47,14 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_store(request: Request) -> ObjectStore:
+async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def get_intake(request: Request) -> IntakeService:
+async def get_intake(request: Request) -> IntakeService:
     return request.app.state.intake
 
 
@@ -62,14 +63,16 @@ IntakeDep = Annotated[IntakeService, Depends(get_intake)]
 
 def get_actor(
     request: Request,
-    settings: SettingsDep,
+    session: SessionDep,
     x_api_key: Annotated[str | None, Header(description="Personal or client API key")] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
     """The authenticated caller (X-API-Key header, or Authorization: Bearer).
 
     Repeated failures from one client address, or for one key prefix, are refused
-    with 429 for a while (``ratelimit``), before the database is asked.
+    with 429 for a while (``ratelimit``), before the database is asked. The key is
+    looked up in the request's own session (one connection and one transaction per
+    request).
     """
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
@@ -80,25 +83,21 @@ def get_actor(
         raise TooManyFailedAuthError(
             "too many failed authentication attempts; try again later", retry_after=wait
         )
-    session = get_sessionmaker(settings.db.url)()
     try:
-        actor = authenticate(session, key)
-        session.commit()
-        return actor
+        return authenticate(session, key)
     except NotAuthenticatedError:
         if limiter is not None:
             limiter.failed(buckets)
         raise
     except OperationalError as exc:
         raise ServiceUnavailableError("the database is unavailable; try again") from exc
-    finally:
-        session.close()
 
 
-def requires(*roles: str) -> Callable[..., Actor]:
-    """A dependency that admits only ``roles`` (admin always)."""
+def requires(*roles: str) -> Callable[..., Awaitable[Actor]]:
+    """A dependency that admits only ``roles`` (admin always); async, so the check runs on
+    the event loop instead of a thread-pool hop."""
 
-    def dependency(actor: Annotated[Actor, Depends(get_actor)]) -> Actor:
+    async def dependency(actor: Annotated[Actor, Depends(get_actor)]) -> Actor:
         require_role(actor, roles)
         return actor
 

@@ -23,9 +23,10 @@ import json
 import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from digitizer.errors import BadInputError
@@ -69,6 +70,10 @@ _CHAINED = (
 )
 
 
+#: What format 2 digests (the place, ``seq``, is linked separately).
+_CONTENT = _CHAINED[1:]
+
+
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
         # The same instant gives the same text whatever zone the driver returns it in.
@@ -77,51 +82,66 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _canonical(event: Any, names: tuple[str, ...]) -> str:
+    body = {name: _value(getattr(event, name)) for name in names}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_digest(event: Any) -> str:
+    """SHA-256 of the event's canonical JSON without ``seq`` (hash format 2)."""
+    return hashlib.sha256(_canonical(event, _CONTENT).encode()).hexdigest()
+
+
+def link_hash(prev_hash: str, seq: int, digest: str) -> str:
+    """Format 2: the previous hash, the event's place and its content digest.
+
+    PostgreSQL computes the same in ``sohoa_audit_append`` (migration 0009).
+    """
+    return hashlib.sha256(f"{prev_hash}\n{seq}\n{digest}".encode()).hexdigest()
+
+
 def event_hash(event: Any, prev_hash: str) -> str:
-    """SHA-256 over the previous hash and the event's canonical JSON."""
-    body = {name: _value(getattr(event, name)) for name in _CHAINED}
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    """The hash an event must carry, in the format it was written with.
+
+    Format 1 (events before migration 0009): SHA-256 over the previous hash and the
+    event's canonical JSON (``seq`` included). Format 2: :func:`link_hash`.
+    """
+    if getattr(event, "hash_version", None) == 1:
+        return hashlib.sha256(f"{prev_hash}\n{_canonical(event, _CHAINED)}".encode()).hexdigest()
+    return link_hash(prev_hash, int(event.seq), content_digest(event))
 
 
 def _lock_chain(session: Session) -> None:
-    """One writer at a time appends: the next seq and prev_hash must be the head's.
-
-    PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback
-    (after the commit is visible, so the next writer reads the new head). SQLite: a
-    no-op UPDATE takes the database's write lock now (waiting ``busy_timeout``), before
-    the head is read, instead of at the INSERT.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(7310001)"))
-    elif dialect == "sqlite":
-        session.execute(update(AuditEvent).where(AuditEvent.seq < 0).values(seq=AuditEvent.seq))
+    """SQLite: a no-op UPDATE takes the database's write lock now (waiting
+    ``busy_timeout``), before the head is read, instead of at the INSERT."""
+    session.execute(update(AuditEvent).where(AuditEvent.seq < 0).values(seq=AuditEvent.seq))
 
 
-def record(
-    session: Session,
+_APPEND = text(
+    "SELECT new_seq, new_hash FROM sohoa_audit_append(:at, :request_id, :actor_id, "
+    ":actor_name, :role, :office, :action, :citizen_id, :document_id, :purpose, "
+    "CAST(:detail AS json), :digest)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Appended:
+    """An event as written: its place in the chain and its hash."""
+
+    seq: int
+    hash: str
+    action: str
+
+
+def _event(
     actor: Actor | None,
     action: str,
-    *,
-    citizen_id: str | None = None,
-    document_id: str | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
+    citizen_id: str | None,
+    document_id: str | None,
+    purpose: str | None,
+    detail: dict[str, Any] | None,
 ) -> AuditEvent:
-    """Append an event in the caller's transaction (it lands or vanishes with the change).
-
-    ``action`` is a dotted verb such as ``document.read`` or ``consent.create``;
-    ``detail`` holds ids and statuses only, never personal data. Call it last in a
-    transaction: the chain stays locked until the transaction ends.
-    """
-    _lock_chain(session)
-    head = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-    event = AuditEvent(
-        seq=seq,
+    return AuditEvent(
         at=utcnow(),
         request_id=request_id_var.get(),
         actor_id=actor.key_id if actor else None,
@@ -133,12 +153,96 @@ def record(
         document_id=document_id,
         purpose=purpose,
         detail=detail or {},
-        prev_hash=prev,
+        hash_version=2,
     )
-    event.hash = event_hash(event, prev)
+
+
+def _append(connection: Any, event: AuditEvent) -> Appended:
+    """PostgreSQL: lock, link and insert in one statement of the server's."""
+    params = {name: getattr(event, name) for name in _CONTENT if name != "detail"}
+    params["detail"] = json.dumps(event.detail, ensure_ascii=False)
+    params["digest"] = content_digest(event)
+    seq, digest = connection.execute(_APPEND, params).one()
+    return Appended(int(seq), str(digest), event.action)
+
+
+def record(
+    session: Session,
+    actor: Actor | None,
+    action: str,
+    *,
+    citizen_id: str | None = None,
+    document_id: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Appended:
+    """Append an event in the caller's transaction (it lands or vanishes with the change).
+
+    ``action`` is a dotted verb such as ``document.read`` or ``consent.create``;
+    ``detail`` holds ids and statuses only, never personal data. Call it last in a
+    transaction: the chain stays locked until the transaction ends. Reads that change
+    nothing use :func:`record_read` instead.
+    """
+    event = _event(actor, action, citizen_id, document_id, purpose, detail)
+    if session.get_bind().dialect.name == "postgresql":
+        return _append(session, event)
+    _lock_chain(session)
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    event.seq, event.prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    event.hash = event_hash(event, event.prev_hash)
     session.add(event)
     session.flush()
-    return event
+    return Appended(event.seq, event.hash, action)
+
+
+def record_read(
+    session: Session,
+    actor: Actor | None,
+    action: str,
+    *,
+    citizen_id: str | None = None,
+    document_id: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Appended:
+    """Append the event of a read, committed before this returns (so before the answer).
+
+    PostgreSQL: one autocommit statement on a connection of the audit pool (the chain is
+    locked only inside the server, for microseconds, instead of until the request's own
+    transaction ends). An event whose request then fails still stands: a read recorded
+    that did not happen is harmless, the reverse is not. SQLite (embedded, one writer):
+    in the caller's transaction, as :func:`record`.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return record(
+            session,
+            actor,
+            action,
+            citizen_id=citizen_id,
+            document_id=document_id,
+            purpose=purpose,
+            detail=detail,
+        )
+    event = _event(actor, action, citizen_id, document_id, purpose, detail)
+    with audit_engine(session.get_bind().engine.url).connect() as connection:
+        return _append(connection, event)
+
+
+def audit_engine(url: Any) -> Engine:
+    """The audit pool of a database (autocommit; cached per URL and process)."""
+    key = url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else url
+    return _audit_engine(str(key))
+
+
+@lru_cache(maxsize=8)
+def _audit_engine(url: str) -> Engine:
+    from storage.db import new_engine
+
+    # Its own small pool: a request holding its session's connection never waits for
+    # a connection of the pool it holds one of.
+    return new_engine(url, pool_size=4, max_overflow=4, isolation_level="AUTOCOMMIT")
 
 
 # -- queries ------------------------------------------------------------------------------
