@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+#: The statuses an e-copy is shown with (``storage.db.shown_status``).
+_STATUS_DOC = "valid, superseded, revoked, or expired (valid_until has passed; never stored)"
+
 
 class Problem(BaseModel):
     """RFC 9457 problem details."""
@@ -113,7 +116,9 @@ class Health(BaseModel):
 class PublicCheck(BaseModel):
     """What anyone scanning an e-copy's QR code may see."""
 
-    status: str = Field(description="valid, superseded or revoked")
+    status: str = Field(
+        description="valid, superseded, revoked, or expired (valid_until has passed)"
+    )
     label: str = Field(description="the status in Vietnamese")
     doc_type: str | None
     issuer: str
@@ -157,7 +162,9 @@ class ECopyDetail(BaseModel):
     office: str
     issuer: str
     issued_at: datetime
-    status: str = Field(description="valid, superseded or revoked")
+    status: str = Field(
+        description="valid, superseded, revoked, or expired (valid_until has passed)"
+    )
     valid_until: date | None
     fields: dict[str, Any]
     superseded_by: str | None
@@ -208,7 +215,9 @@ class PortalDocument(BaseModel):
     doc_type: str | None
     issuer: str
     issued_at: datetime
-    status: str = Field(description="valid, superseded or revoked")
+    status: str = Field(
+        description="valid, superseded, revoked, or expired (valid_until has passed)"
+    )
     valid_until: date | None
     fields: dict[str, Any]
     verify_url: str

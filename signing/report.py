@@ -27,6 +27,7 @@ LABELS: dict[Verdict, str] = {
 DOCUMENT_STATUS_LABELS: dict[str, str] = {
     "revoked": "văn bản đã bị thu hồi",
     "superseded": "đã có bản mới",
+    "expired": "văn bản đã hết hiệu lực",
 }
 
 #: One sentence a clerk can act on, per verdict.

@@ -229,6 +229,17 @@ class ECopyStatus(enum.StrEnum):
     VALID = "valid"
     SUPERSEDED = "superseded"
     REVOKED = "revoked"
+    #: Never stored: shown instead of ``valid`` once ``valid_until`` has passed.
+    EXPIRED = "expired"
+
+
+def shown_status(status: str, valid_until: datetime | None, now: datetime | None = None) -> str:
+    """The status to show: ``expired`` for a valid e-copy whose validity has ended."""
+    if status == ECopyStatus.VALID and valid_until is not None:
+        until = valid_until if valid_until.tzinfo else valid_until.replace(tzinfo=UTC)
+        if until <= (now or utcnow()):
+            return ECopyStatus.EXPIRED.value
+    return status
 
 
 class ECopy(Base):
@@ -268,6 +279,11 @@ class ECopy(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (Index("ix_ecopies_citizen_status", "citizen_id", "status"),)
+
+    @property
+    def shown_status(self) -> str:
+        """:func:`shown_status` now: what the QR check, reports and portals show."""
+        return shown_status(self.status, self.valid_until)
 
 
 class ApiKey(Base):

@@ -200,4 +200,4 @@ def ecopy_of_file(session: Session, sha256: str) -> ECopy | None:
 def status_of_file(session: Session, sha256: str) -> str | None:
     """The status of an e-copy issued by this deployment, from the file's hash."""
     ecopy = ecopy_of_file(session, sha256)
-    return ecopy.status if ecopy is not None else None
+    return ecopy.shown_status if ecopy is not None else None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy import select
 
 from digitizer.config import Settings
-from storage.db import AuditEvent, Document, ECopy, session_scope
+from storage.db import AuditEvent, Document, ECopy, session_scope, utcnow
 from tests.digitizer import vault_env
 from tests.digitizer.vault_env import (
     OTHER_OFFICE,
@@ -200,3 +202,36 @@ def test_the_ecopy_records_the_clerks_reviewed_values(vault_settings: Settings) 
     detail = clerk.get(f"/v1/ecopies/{ecopy['id']}").json()
     assert detail["fields"] == {"full_name": "Nguyễn Thị Lan", "document_number": "12/TLKS"}
     assert detail["doc_number"] == "12/TLKS" and detail["doc_type"] == "birth_certificate"
+
+
+def test_an_ecopy_past_its_validity_shows_expired_everywhere(vault_settings: Settings) -> None:
+    """GIVEN an issued e-copy WHEN its valid_until passes THEN the QR check and the
+    verification report say expired (never stored: the row stays valid), while one still
+    within its validity, or without an end, says valid."""
+    approver = api(vault_settings, "approver")
+    ecopy = issue(approver, processed_document(vault_settings))
+    public = api(vault_settings, None)
+    assert public.get(f"/v1/verify/{code_of(ecopy)}").json()["status"] == "valid"
+    with session_scope(vault_settings.db.url) as session:
+        row = session.get(ECopy, ecopy["id"])
+        assert row is not None
+        row.valid_until = utcnow() + timedelta(days=1)
+    assert public.get(f"/v1/verify/{code_of(ecopy)}").json()["status"] == "valid"
+    with session_scope(vault_settings.db.url) as session:
+        row = session.get(ECopy, ecopy["id"])
+        assert row is not None
+        row.valid_until = utcnow() - timedelta(minutes=1)
+
+    check = public.get(f"/v1/verify/{code_of(ecopy)}").json()
+    assert (check["status"], check["label"]) == ("expired", "Văn bản đã hết hiệu lực")
+    link = api(vault_settings, "clerk").get(ecopy["download_url"], follow_redirects=False)
+    signed = httpx.get(link.headers["location"]).content
+    body = (
+        api(vault_settings, "verifier")
+        .post("/v1/verify", files={"file": ("a.pdf", signed, "application/pdf")})
+        .json()
+    )
+    assert (body["verdict"], body["document_status"]) == ("valid", "expired")
+    assert body["label"] == "Hợp lệ (văn bản đã hết hiệu lực)"
+    with session_scope(vault_settings.db.url) as session:
+        assert session.get(ECopy, ecopy["id"]).status == "valid"  # type: ignore[union-attr]

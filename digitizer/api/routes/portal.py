@@ -39,7 +39,7 @@ from digitizer.services.identity import CitizenIdentity, verify_citizen_token
 from digitizer.services.issuing import verification_url
 from digitizer.services.keys import Actor
 from digitizer.services.wiring import citizen_registry
-from storage.db import ConsentGrant, ECopy, ECopyStatus, utcnow
+from storage.db import ConsentGrant, ECopy, ECopyStatus, shown_status, utcnow
 
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
@@ -173,7 +173,7 @@ def _document(settings: Settings, ecopy: Any) -> dict[str, Any]:
         "doc_type": ecopy.doc_type,
         "issuer": ecopy.issuer,
         "issued_at": ecopy.issued_at,
-        "status": ecopy.status,
+        "status": shown_status(ecopy.status, ecopy.valid_until),
         "valid_until": ecopy.valid_until.date() if ecopy.valid_until else None,
         "fields": dict(ecopy.fields or {}),
         "verify_url": verification_url(settings, ecopy.code),
@@ -247,7 +247,7 @@ def fetch_document(
     if ecopy is None or ecopy.citizen_id != citizen_ref or grant is None:
         raise NotFoundError("no such document for this citizen and client")
     link = expires = None
-    if ecopy.status == ECopyStatus.VALID:
+    if ecopy.shown_status == ECopyStatus.VALID:
         seconds = settings.vault.link_seconds
         link = store.presigned_get(ecopy.object_key, seconds)
         expires = utcnow() + timedelta(seconds=seconds)
@@ -262,7 +262,7 @@ def fetch_document(
             "client_id": actor.key_id,
             "grant_id": grant.id,
             "ecopy_id": ecopy.id,
-            "status": ecopy.status,
+            "status": shown_status(ecopy.status, ecopy.valid_until),
         },
     )
     return PortalDocumentDetail(

@@ -61,7 +61,7 @@ def verify(
     if len(data) > limit:
         raise FileTooLargeError(f"the file is larger than {limit} bytes")
     ecopy = issuing.ecopy_of_file(session, hashlib.sha256(data).hexdigest())
-    status = ecopy.status if ecopy is not None else None
+    status = ecopy.shown_status if ecopy is not None else None
     report = _service(request).verify(data, etsi=format == "xml", document_status=status)
     if ecopy is not None:
         # Verifying an e-copy issued here tells the verifier about that citizen's document.
@@ -97,6 +97,7 @@ _STATUS_LABELS = {
     "valid": "Hợp lệ",
     "superseded": "Đã có bản mới thay thế",
     "revoked": "Văn bản đã bị thu hồi",
+    "expired": "Văn bản đã hết hiệu lực",
 }
 
 
@@ -112,8 +113,8 @@ def public_check(code: str, request: Request, session: SessionDep) -> PublicChec
     if web_verify.wants_html(request):
         return web_verify.public_check_page(request, ecopy)
     return PublicCheck(
-        status=ecopy.status,
-        label=_STATUS_LABELS.get(ecopy.status, ecopy.status),
+        status=ecopy.shown_status,
+        label=_STATUS_LABELS.get(ecopy.shown_status, ecopy.shown_status),
         doc_type=ecopy.doc_type,
         issuer=ecopy.issuer,
         issue_date=ecopy.issued_at.date().isoformat(),

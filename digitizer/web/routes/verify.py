@@ -35,6 +35,7 @@ STATUS_LABELS = {
     "valid": "Còn hiệu lực",
     "superseded": "Đã có bản mới thay thế",
     "revoked": "Văn bản đã bị thu hồi",
+    "expired": "Văn bản đã hết hiệu lực",
 }
 
 
@@ -84,7 +85,7 @@ def verify_file(
             error="Tệp lớn hơn giới hạn cho phép.",
         )
     ecopy = issuing.ecopy_of_file(session, hashlib.sha256(data).hexdigest())
-    report = _service(request).verify(data, document_status=ecopy.status if ecopy else None)
+    report = _service(request).verify(data, document_status=ecopy.shown_status if ecopy else None)
     if ecopy is not None:
         audit.record(
             session,
@@ -138,9 +139,9 @@ def public_check_page(request: Request, ecopy: ECopy) -> Response:
         doc_type=ecopy.doc_type,
         issuer=ecopy.issuer,
         issue_date=ecopy.issued_at.date(),
-        status=ecopy.status,
-        status_label=STATUS_LABELS.get(ecopy.status, ecopy.status),
-        tone={"valid": "good", "revoked": "bad"}.get(ecopy.status, "warn"),
+        status=ecopy.shown_status,
+        status_label=STATUS_LABELS.get(ecopy.shown_status, ecopy.shown_status),
+        tone={"valid": "good", "revoked": "bad"}.get(ecopy.shown_status, "warn"),
     )
 
 
