@@ -36,6 +36,12 @@ def process_job_id(document_id: str) -> str:
     return f"process-{document_id}"
 
 
+def document_of_job(job_id: str) -> str | None:
+    """The document a processing job id names (inverse of :func:`process_job_id`)."""
+    prefix = process_job_id("")
+    return job_id[len(prefix) :] if job_id.startswith(prefix) else None
+
+
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 

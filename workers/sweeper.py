@@ -21,12 +21,14 @@ enqueueing is idempotent per document.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from redis.exceptions import RedisError
 from rq.job import JobStatus
+from rq.job_lifecycle import record_job_failure
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 
@@ -34,7 +36,7 @@ from digitizer.config import Settings
 from digitizer.services.processing import record_failure
 from digitizer.services.webhooks import deliver_due
 from storage.db import Document, DocumentState, OutboxEntry, session_scope, utcnow
-from workers.queues import enqueue_process, get_queue, process_job_id
+from workers.queues import document_of_job, enqueue_process, get_queue, process_job_id
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,64 @@ def relay_outbox(settings: Settings, limit: int = 200) -> int:
                 doc.state = DocumentState.QUEUED
             dispatched += 1
     return dispatched
+
+
+def take_back(settings: Settings, doc: Document, reason: str, *, give_up: bool = False) -> bool:
+    """Record a run that ended without a result and queue the document again.
+
+    The failed run already counted as an attempt; past ``max_attempts`` (or with
+    ``give_up``, for a run that hit its time limit) the document is ``failed`` instead.
+    Returns True when it was queued again.
+    """
+    now = utcnow()
+    record_failure(doc, reason)
+    if give_up or doc.attempts >= settings.worker.max_attempts:
+        doc.state = DocumentState.FAILED
+        doc.error = reason if give_up else f"gave up after {doc.attempts} attempts: {reason}"
+        doc.finished_at = now
+        return False
+    doc.state = DocumentState.QUEUED
+    doc.heartbeat_at = now
+    enqueue_process(settings, doc.id, replace=True)
+    return True
+
+
+def recover_job(settings: Settings, job_id: str, reason: str, *, give_up: bool = False) -> str:
+    """Settle a job whose worker process died or was killed while running it.
+
+    Used by the worker's supervisor right after it lost its child, so the document need
+    not wait for the sweeper. A document still ``processing`` is taken back (see
+    :func:`take_back`; ``give_up`` fails it at once, as a time-limit failure does); one
+    the dead run had not claimed yet is queued again without counting an attempt; one
+    already settled is left alone. A job not queued again is moved to rq's failed
+    registry, so no registry still shows it as started.
+
+    Returns:
+        "requeued", "failed" or "left" (the document needed nothing).
+    """
+    queue = get_queue(settings)
+    job = queue.fetch_job(job_id)
+    document_id = str(job.args[0]) if job is not None and job.args else document_of_job(job_id)
+    outcome = "left"
+    if document_id is not None:
+        with session_scope(settings.db.url) as session:
+            doc = session.get(Document, document_id, with_for_update=True)
+            if doc is not None and doc.state == DocumentState.PROCESSING:
+                requeued = take_back(settings, doc, reason, give_up=give_up)
+                outcome = "requeued" if requeued else "failed"
+            elif doc is not None and doc.state == DocumentState.QUEUED:
+                status = job.get_status(refresh=True) if job is not None else None
+                if status not in _WAITING:  # the dead run had taken the job, not the document
+                    enqueue_process(settings, doc.id, replace=True)
+                    outcome = "requeued"
+    started = job is not None and job.get_status(refresh=True) == JobStatus.STARTED
+    if outcome != "requeued" and job is not None and started:
+        with queue.connection.pipeline() as pipe:
+            job.started_job_registry.remove_executions(job, pipe)
+            record_job_failure(job, reason, pipe)
+            pipe.execute()
+    log.warning("job %s lost its worker (%s): %s", job_id, reason, outcome)
+    return outcome
 
 
 @dataclass
@@ -108,17 +168,10 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
                 reason = "processing stopped without a result (the worker died or was killed)"
             else:
                 reason = "the queued job was lost (queue restarted or job removed)"
-            record_failure(doc, reason)
-            if doc.attempts >= settings.worker.max_attempts:
-                doc.state = DocumentState.FAILED
-                doc.error = f"gave up after {doc.attempts} attempts: {reason}"
-                doc.finished_at = now
+            if take_back(settings, doc, reason):
+                report.requeued.append(doc.id)
+            else:
                 report.failed.append(doc.id)
-                continue
-            doc.state = DocumentState.QUEUED
-            doc.heartbeat_at = now
-            enqueue_process(settings, doc.id, replace=True)
-            report.requeued.append(doc.id)
     if report.requeued or report.failed:
         log.warning(
             "sweeper requeued %d and failed %d documents", len(report.requeued), len(report.failed)
@@ -132,8 +185,10 @@ class Maintenance:
     chain every ``audit.anchor_interval_s``.
 
     Driven by :meth:`tick` from the worker's own loop (its heartbeat), not from a
-    thread: a thread that happens to hold a lock (an import, a connection pool)
-    when RQ forks a work horse leaves that lock held forever in the horse.
+    thread, where RQ forks work horses: a thread that happens to hold a lock (an
+    import, a connection pool) at the fork leaves that lock held forever in the
+    horse. A process that never forks (the supervised worker's child) ticks from a
+    thread instead (:meth:`start_thread`), so relaying goes on during long jobs.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -142,9 +197,28 @@ class Maintenance:
         self._last_sweep = time.monotonic()  # the first sweep after one interval
         self._last_webhooks = 0.0
         self._last_anchor = 0.0  # anchor() itself skips when a recent anchor exists
+        self._busy = threading.Lock()
+
+    def start_thread(self) -> None:
+        """Tick from a daemon thread, twice per relay interval, until the process ends."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(self.settings.worker.relay_seconds / 2)
+                self.tick()
+
+        threading.Thread(target=loop, name="maintenance", daemon=True).start()
 
     def tick(self) -> None:
-        """Do whatever is due; never raises."""
+        """Do whatever is due; never raises. A tick while another runs does nothing."""
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            self._tick()
+        finally:
+            self._busy.release()
+
+    def _tick(self) -> None:
         now = time.monotonic()
         try:
             if now - self._last_relay >= self.settings.worker.relay_seconds:

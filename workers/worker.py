@@ -1,11 +1,18 @@
-"""The worker entry point (``sohoa worker``).
+"""The worker entry point (``sohoa worker``), in three modes.
 
-One RQ worker per process. The OCR model is loaded before RQ starts forking
-work horses (see ``workers.jobs``), so a crashing or timed-out job kills only
-its horse and the worker takes the next job with the model still loaded. The
-scheduler runs in the worker so that retries with backoff fire; a maintenance
-relay and sweep run from the worker's heartbeat (see ``_Maintained``). If Redis goes away the
-worker waits for it instead of exiting.
+* ``supervised`` (default): a small supervisor process starts a child that loads the
+  OCR model once and runs jobs in its own process, with no fork per job; the supervisor
+  kills a child over its job's time limit or silent, settles the job it held and starts
+  a new one (see ``workers.supervisor``).
+* ``fork``: rq forks a work horse per job from a worker that loaded the model first (see
+  ``workers.jobs``); a crashing or timed-out job kills only its horse. Costs a fork and
+  the model's copy-on-write pages per job.
+* ``inline``: jobs run in the worker process itself, unsupervised (no crash isolation).
+
+The scheduler runs in the worker so that retries with backoff fire; the outbox relay
+and the sweeper run from the worker's heartbeat (see ``_Maintained``), or from a thread
+in the supervised child, which never forks. If Redis goes away the worker waits for it
+instead of exiting.
 """
 
 from __future__ import annotations
@@ -13,19 +20,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
 
 from digitizer.config import Settings
 from workers.jobs import warm_up
 from workers.queues import get_queue, get_redis
+from workers.supervisor import ChildLink, Supervisor
 from workers.sweeper import Maintenance
 
 log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 2.0
+
+WorkerMode = Literal["supervised", "fork", "inline"]
 
 
 class _Maintained:
@@ -53,21 +65,48 @@ class SohoaWorker(_Maintained, Worker):
 
 
 class SohoaSimpleWorker(_Maintained, SimpleWorker):
-    """Runs jobs in the worker process (faster, no crash isolation)."""
+    """Runs jobs in the worker process; under a supervisor, tells it which job runs."""
+
+    link: ChildLink | None = None
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        link = self.link
+        if link is not None:
+            link.started(job.id, job.timeout or queue.DEFAULT_TIMEOUT)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if link is not None:
+                link.finished(job.id)
 
 
-def run_worker(settings: Settings, *, burst: bool = False, fork: bool = True) -> bool:
-    """Work the queue until stopped (or until empty with ``burst``)."""
+def run_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    mode: WorkerMode = "supervised",
+    link: ChildLink | None = None,
+) -> bool:
+    """Work the queue until stopped (or until empty with ``burst``).
+
+    ``link`` is given in a supervised child (mode ``inline``): the pipe to its supervisor.
+    """
     # Tesseract's OpenMP threads fight each other when several workers share the
     # cores; one thread per worker and one worker per core is faster overall.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    if mode == "supervised":
+        return Supervisor(settings, burst=burst).run()
+    if link is not None:
+        link.start_beating()
     service = warm_up(settings)
     try:
         service.store.ensure_bucket()
     except Exception:
         log.warning("object store unavailable at start-up; jobs will retry")
     maintenance = Maintenance(settings)
-    worker_cls = SohoaWorker if fork else SohoaSimpleWorker
+    if link is not None:
+        maintenance.start_thread()  # no fork in this process: a thread is safe here
+    worker_cls = SohoaWorker if mode == "fork" else SohoaSimpleWorker
     # A short worker TTL lets rq itself notice dead workers within a minute.
     ttl = max(30, int(settings.worker.stale_after_seconds))
     worked = False
@@ -86,7 +125,12 @@ def run_worker(settings: Settings, *, burst: bool = False, fork: bool = True) ->
             maintenance.tick()  # the relay keeps outbox rows waiting; the sweeper runs on
             time.sleep(RECONNECT_SECONDS)
             continue
-        worker.maintenance = maintenance
+        if link is None:
+            worker.maintenance = maintenance
+        else:
+            assert isinstance(worker, SohoaSimpleWorker)
+            worker.link = link
+            link.ready(worker.name)
         worker.beat_seconds = max(1, int(settings.worker.relay_seconds))
         log.info("worker %s ready (engine %s)", worker.name, service.pipeline.ocr_version)
         try:

@@ -80,9 +80,15 @@ def _upload(settings: Settings, name: str, data: bytes, **form: str) -> str:
 
 
 class Workers:
-    """Worker processes (``sohoa worker``) started and killed by a test."""
+    """Worker processes (``sohoa worker``) started and killed by a test.
 
-    def __init__(self, settings: Settings) -> None:
+    ``mode``: "supervised" (the default: a supervisor and a child that runs the jobs)
+    or "fork" (``--fork``: rq forks a horse per job). Either way the process doing the
+    work is a child of the started one.
+    """
+
+    def __init__(self, settings: Settings, mode: str = "supervised") -> None:
+        self.mode = mode
         self.env = {**os.environ, **settings_env(settings), "OMP_THREAD_LIMIT": "1"}
         self.procs: list[subprocess.Popen[bytes]] = []
         # SOHOA_TEST_WORKER_LOG=path keeps the workers' logs when debugging a test.
@@ -90,7 +96,8 @@ class Workers:
 
     def start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "digitizer.cli", "worker"],
+            [sys.executable, "-m", "digitizer.cli", "worker"]
+            + (["--fork"] if self.mode == "fork" else []),
             env=self.env,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
@@ -125,8 +132,18 @@ def own_redis(settings: Settings) -> Iterator[tuple[Settings, RedisServer]]:
     server.stop()
 
 
+@pytest.fixture(params=["supervised", "fork"])
+def workers(
+    own_redis: tuple[Settings, RedisServer], request: pytest.FixtureRequest
+) -> Iterator[Workers]:
+    """Worker processes in each mode: the crash and time-limit guarantees hold in both."""
+    pool = Workers(own_redis[0], request.param)
+    yield pool
+    pool.stop()
+
+
 @pytest.fixture
-def workers(own_redis: tuple[Settings, RedisServer]) -> Iterator[Workers]:
+def supervised(own_redis: tuple[Settings, RedisServer]) -> Iterator[Workers]:
     pool = Workers(own_redis[0])
     yield pool
     pool.stop()
@@ -184,14 +201,14 @@ def test_worker_killed_mid_ocr_is_recovered_exactly_once(
     own_redis: tuple[Settings, RedisServer], workers: Workers
 ) -> None:
     """GIVEN a worker OCR-ing a 4-page scan WHEN it is killed with SIGKILL (parent and
-    horse) THEN the sweeper of another worker takes the document back and it
+    the child running the job) THEN the sweeper of another worker takes the document back and it
     completes once: state ready, two attempts, one failure recorded, one result."""
     settings, _ = own_redis
     doc_id = _upload(settings, "scan.pdf", _scan(4, 700))
     first = workers.start()
     _wait(lambda: _state(settings, doc_id).state == "processing", 60, "processing to start")
     time.sleep(1.0)  # inside the OCR of the first pages
-    horses = children(first.pid)  # rq's horse runs in a session of its own
+    horses = children(first.pid)  # the job's process runs in a session of its own
     assert horses
     for pid in [first.pid, *horses]:
         os.kill(pid, signal.SIGKILL)
@@ -220,7 +237,7 @@ def test_crashing_horse_does_not_stop_the_worker(
     worker = workers.start()
     _wait(lambda: _state(settings, crashing).state == "processing", 60, "processing to start")
     horses = children(worker.pid)
-    assert horses, "the worker forks a horse per job"
+    assert horses, "the job runs in a child process"
     for pid in horses:
         os.kill(pid, signal.SIGSEGV)
     following = _upload(settings, "next.png", samples.png(["Văn bản tiếp theo"]))
@@ -231,9 +248,13 @@ def test_crashing_horse_does_not_stop_the_worker(
             for pid in [worker.pid, *children(worker.pid)]:
                 subprocess.run(["py-spy", "dump", "--pid", str(pid)], check=False)
         raise
-    assert worker.poll() is None, "the worker survived its horse"
+    assert worker.poll() is None, "the worker survived its child"
     _wait(lambda: _state(settings, crashing).state == "ready", 180, "the crashed document")
-    assert _state(settings, crashing).attempts == 2
+    crashed = _state(settings, crashing)
+    assert crashed.attempts == 2
+    if workers.mode == "supervised":  # settled by the supervisor at once, not by a sweep
+        assert ["SIGSEGV" in f["reason"] for f in crashed.failures] == [True]
+    assert get_queue(settings).started_job_registry.count == 0
 
 
 def test_job_over_its_time_limit_fails_with_reason(
@@ -252,13 +273,74 @@ def test_job_over_its_time_limit_fails_with_reason(
     _wait(lambda: _state(settings, quick).state in {"ready", "needs_review"}, 60, "next job")
 
 
+def test_job_stuck_in_native_code_is_killed_at_its_hard_limit(
+    own_redis: tuple[Settings, RedisServer], supervised: Workers
+) -> None:
+    """GIVEN a job that rq's alarm cannot interrupt (as one stuck inside native code)
+    WHEN it outlives its time limit and the grace THEN the supervisor kills its child,
+    fails the document with the time-limit reason (one attempt, rq's job failed, not
+    left started) and a new child takes the next document."""
+    settings, _ = own_redis
+    stuck = _upload(settings, "stuck.png", samples.png(["Treo"]))
+    relay_outbox(settings)
+    queue = get_queue(settings)
+    queue.fetch_job(process_job_id(stuck)).delete()  # type: ignore[union-attr]
+    queue.enqueue("tests.workers.stubs.hang", stuck, job_id=process_job_id(stuck), job_timeout=2)
+    proc = supervised.start()
+    _wait(lambda: _state(settings, stuck).state == "processing", 60, "the job to start")
+    first_child = children(proc.pid)
+    _wait(lambda: _state(settings, stuck).state == "failed", 60, "the hard limit")
+    doc = _state(settings, stuck)
+    assert "2-second limit" in (doc.error or "")
+    assert doc.attempts == 1
+    job = queue.fetch_job(process_job_id(stuck))
+    assert job is not None and job.get_status() == "failed"
+    assert queue.started_job_registry.count == 0
+    quick = _upload(settings, "quick.png", samples.png(["Nhanh"]))
+    _wait(lambda: _state(settings, quick).state in {"ready", "needs_review"}, 90, "next job")
+    assert proc.poll() is None
+    assert children(proc.pid) != first_child
+
+
+def test_silent_child_is_replaced_and_its_document_completes(
+    own_redis: tuple[Settings, RedisServer], supervised: Workers
+) -> None:
+    """GIVEN a child OCR-ing a scan WHEN it stops (SIGSTOP: no beats, no progress) THEN
+    the supervisor kills it after ``stale_after_seconds``, records why, and a new child
+    completes the document on its second attempt."""
+    settings, _ = own_redis
+    doc_id = _upload(settings, "scan.pdf", _scan(3, 950))
+    proc = supervised.start()
+    _wait(lambda: _state(settings, doc_id).state == "processing", 60, "processing to start")
+    [child] = children(proc.pid)
+    os.kill(child, signal.SIGSTOP)
+    _wait(lambda: _state(settings, doc_id).state == "ready", 120, "recovery")
+    doc = _state(settings, doc_id)
+    assert doc.attempts == 2
+    assert ["stopped responding" in f["reason"] for f in doc.failures] == [True]
+    assert proc.poll() is None
+
+
+def test_sigterm_mid_job_finishes_the_job_then_stops(
+    own_redis: tuple[Settings, RedisServer], supervised: Workers
+) -> None:
+    settings, _ = own_redis
+    doc_id = _upload(settings, "scan.pdf", _scan(2, 960))
+    proc = supervised.start()
+    _wait(lambda: _state(settings, doc_id).state == "processing", 60, "processing to start")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    doc = _state(settings, doc_id)
+    assert (doc.state, doc.attempts, doc.failures) == ("ready", 1, [])
+
+
 def test_redis_outage_delays_uploads_and_loses_none(
-    own_redis: tuple[Settings, RedisServer], workers: Workers
+    own_redis: tuple[Settings, RedisServer], supervised: Workers
 ) -> None:
     """GIVEN a running worker WHEN Redis stops during uploads THEN every upload still
     gets 202, and all complete after Redis returns (on the same port, empty)."""
     settings, redis_server = own_redis
-    workers.start()
+    supervised.start()
     warm = _upload(settings, "warm.png", samples.png(["Trước sự cố"]))
     _wait(lambda: _state(settings, warm).state == "ready", 60, "the worker to run")
     port = redis_server.port
