@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
@@ -27,7 +29,9 @@ from digitizer.api.routes import (
 from digitizer.config import Settings, get_settings
 from digitizer.errors import FileTooLargeError
 from digitizer.services.intake import IntakeService
+from digitizer.services.portal_reads import portal_reads
 from digitizer.services.wiring import citizen_registry, object_store
+from storage.asyncdb import async_database
 from storage.errors import ObjectStoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -101,12 +105,24 @@ class BodyLimitMiddleware:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    async_db = async_database(settings.db.url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if async_db is not None:
+            await async_db.close()
+
     app = FastAPI(
         title="sohoa",
         version=__version__,
         description="Digitize once, sign once, reuse everywhere. Errors are RFC 9457 problems.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    # PostgreSQL: the hot reads (keys, portal) run on the event loop over this pool.
+    app.state.async_db = async_db
+    app.state.portal_reads = portal_reads(settings.db.url, async_db)
     store = object_store(settings)
     try:
         store.ensure_bucket()

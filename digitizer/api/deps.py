@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -13,8 +14,9 @@ from digitizer.api.ratelimit import FailedAuthLimiter
 from digitizer.config import Settings
 from digitizer.errors import NotAuthenticatedError, ServiceUnavailableError, TooManyFailedAuthError
 from digitizer.services.intake import IntakeService
-from digitizer.services.keys import Actor, authenticate, require_role
-from storage.db import get_sessionmaker
+from digitizer.services.keys import Actor, authenticate, authenticate_async, require_role
+from storage.asyncdb import UNAVAILABLE, AsyncDatabase
+from storage.db import get_sessionmaker, session_scope
 from storage.objects import ObjectStore
 
 
@@ -61,18 +63,18 @@ async def get_intake(request: Request) -> IntakeService:
 IntakeDep = Annotated[IntakeService, Depends(get_intake)]
 
 
-def get_actor(
+async def get_actor(
     request: Request,
-    session: SessionDep,
+    settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="Personal or client API key")] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Actor:
     """The authenticated caller (X-API-Key header, or Authorization: Bearer).
 
     Repeated failures from one client address, or for one key prefix, are refused
-    with 429 for a while (``ratelimit``), before the database is asked. The key is
-    looked up in the request's own session (one connection and one transaction per
-    request).
+    with 429 for a while (``ratelimit``), before the database is asked. On PostgreSQL
+    the key is looked up over the async pool (no thread hop); on SQLite in a session of
+    its own in the thread pool.
     """
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
@@ -83,14 +85,22 @@ def get_actor(
         raise TooManyFailedAuthError(
             "too many failed authentication attempts; try again later", retry_after=wait
         )
+    db: AsyncDatabase | None = getattr(request.app.state, "async_db", None)
     try:
-        return authenticate(session, key)
+        if db is not None:
+            return await authenticate_async(db, key)
+        return await run_in_threadpool(_authenticate_in_session, settings.db.url, key)
     except NotAuthenticatedError:
         if limiter is not None:
             limiter.failed(buckets)
         raise
-    except OperationalError as exc:
+    except (OperationalError, *UNAVAILABLE) as exc:
         raise ServiceUnavailableError("the database is unavailable; try again") from exc
+
+
+def _authenticate_in_session(url: str, key: str | None) -> Actor:
+    with session_scope(url) as session:
+        return authenticate(session, key)
 
 
 def requires(*roles: str) -> Callable[..., Awaitable[Actor]]:

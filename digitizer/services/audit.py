@@ -35,6 +35,7 @@ from storage.db import AuditAnchor, AuditEvent, utcnow
 
 if TYPE_CHECKING:
     from digitizer.config import Settings
+    from storage.asyncdb import AsyncDatabase
     from storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,20 @@ def _lock_chain(session: Session) -> None:
     session.execute(update(AuditEvent).where(AuditEvent.seq < 0).values(seq=AuditEvent.seq))
 
 
-_APPEND = text(
-    "SELECT new_seq, new_hash FROM sohoa_audit_append(:at, :request_id, :actor_id, "
-    ":actor_name, :role, :office, :action, :citizen_id, :document_id, :purpose, "
-    "CAST(:detail AS json), :digest)"
-)
+_APPEND_ARGS = (*_CONTENT, "digest")
+
+
+def _append_sql(placeholder: str) -> str:
+    args = ", ".join(
+        f"CAST({placeholder.format(n)} AS json)" if n == "detail" else placeholder.format(n)
+        for n in _APPEND_ARGS
+    )
+    return f"SELECT new_seq, new_hash FROM sohoa_audit_append({args})"
+
+
+#: The append, for SQLAlchemy (``:name``) and for psycopg (``%(name)s``).
+_APPEND = text(_append_sql(":{}"))
+_APPEND_PSYCOPG = _append_sql("%({})s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,12 +167,16 @@ def _event(
     )
 
 
-def _append(connection: Any, event: AuditEvent) -> Appended:
-    """PostgreSQL: lock, link and insert in one statement of the server's."""
-    params = {name: getattr(event, name) for name in _CONTENT if name != "detail"}
+def _append_params(event: AuditEvent) -> dict[str, Any]:
+    params = {name: getattr(event, name) for name in _CONTENT}
     params["detail"] = json.dumps(event.detail, ensure_ascii=False)
     params["digest"] = content_digest(event)
-    seq, digest = connection.execute(_APPEND, params).one()
+    return params
+
+
+def _append(connection: Any, event: AuditEvent) -> Appended:
+    """PostgreSQL: lock, link and insert in one statement of the server's."""
+    seq, digest = connection.execute(_APPEND, _append_params(event)).one()
     return Appended(int(seq), str(digest), event.action)
 
 
@@ -228,6 +242,23 @@ def record_read(
     event = _event(actor, action, citizen_id, document_id, purpose, detail)
     with audit_engine(session.get_bind().engine.url).connect() as connection:
         return _append(connection, event)
+
+
+async def record_read_async(
+    db: AsyncDatabase,
+    actor: Actor | None,
+    action: str,
+    *,
+    citizen_id: str | None = None,
+    document_id: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Appended:
+    """:func:`record_read` over the API's async pool (PostgreSQL)."""
+    event = _event(actor, action, citizen_id, document_id, purpose, detail)
+    row = await db.fetch_one(_APPEND_PSYCOPG, _append_params(event))
+    assert row is not None
+    return Appended(int(row["new_seq"]), str(row["new_hash"]), action)
 
 
 def audit_engine(url: Any) -> Engine:

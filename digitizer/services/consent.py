@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -188,11 +189,21 @@ def active_grants(
     )
 
 
-def granted_types(grants: Iterable[ConsentGrant]) -> set[str]:
+class CoversTypes(Protocol):
+    """A grant, as row or view: the document types it opens."""
+
+    @property
+    def doc_types(self) -> list[str]: ...
+
+
+G = TypeVar("G", bound=CoversTypes)
+
+
+def granted_types(grants: Iterable[CoversTypes]) -> set[str]:
     """The document types any of ``grants`` covers."""
     return {t for g in grants for t in (g.doc_types or [])}
 
 
-def grant_for(grants: Iterable[ConsentGrant], doc_type: str | None) -> ConsentGrant | None:
+def grant_for(grants: Iterable[G], doc_type: str | None) -> G | None:
     """The first (newest) grant covering ``doc_type``: its purpose goes with the read."""
     return next((g for g in grants if doc_type is not None and doc_type in g.doc_types), None)

@@ -12,12 +12,16 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digitizer.errors import ForbiddenError, NotAuthenticatedError
 from storage.db import ApiKey, utcnow
+
+if TYPE_CHECKING:
+    from storage.asyncdb import AsyncDatabase
 
 ROLES = ("clerk", "approver", "verifier", "portal", "admin")
 #: Roles of people who work for an office; their keys normally carry its code.
@@ -67,6 +71,49 @@ def create_key(
     return row, key
 
 
+_FAILURE = "a valid API key is required (header X-API-Key)"
+
+
+def key_prefix(key: str | None) -> str:
+    """The prefix that finds a key's row.
+
+    Raises:
+        NotAuthenticatedError: missing or malformed key.
+    """
+    if not key or not key.startswith("sohoa_"):
+        raise NotAuthenticatedError(_FAILURE)
+    parts = key.split("_", 2)
+    if len(parts) != 3:
+        raise NotAuthenticatedError(_FAILURE)
+    return parts[1]
+
+
+def check_key(key: str, row: Any | None, now: datetime) -> Actor:
+    """The actor of a key's row (attributes or mapping keys ``id``, ``name``, ``role``,
+    ``office``, ``key_hash``, ``revoked_at``, ``expires_at``), after the checks.
+
+    Raises:
+        NotAuthenticatedError: unknown (``row`` None), wrong secret, revoked or expired
+            (one message for all, so a caller learns nothing about which).
+    """
+
+    def get(name: str) -> Any:
+        return row[name] if isinstance(row, dict) else getattr(row, name)
+
+    if row is None or not hmac.compare_digest(get("key_hash"), _hash(key)):
+        raise NotAuthenticatedError(_FAILURE)
+    expires = get("expires_at")
+    if get("revoked_at") is not None or (expires is not None and expires <= now):
+        raise NotAuthenticatedError(_FAILURE)
+    return Actor(key_id=get("id"), name=get("name"), role=get("role"), office=get("office"))
+
+
+def stale_use(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether ``last_used_at`` is due for an update (coarse, so that reads do not each
+    write a row)."""
+    return last_used_at is None or now - last_used_at > LAST_USED_GRANULARITY
+
+
 def authenticate(session: Session, key: str | None) -> Actor:
     """The actor behind a presented key.
 
@@ -74,21 +121,34 @@ def authenticate(session: Session, key: str | None) -> Actor:
         NotAuthenticatedError: missing, malformed, unknown, revoked or expired key
             (one message for all, so a caller learns nothing about which).
     """
-    failure = NotAuthenticatedError("a valid API key is required (header X-API-Key)")
-    if not key or not key.startswith("sohoa_"):
-        raise failure
-    parts = key.split("_", 2)
-    if len(parts) != 3:
-        raise failure
-    row = session.scalars(select(ApiKey).where(ApiKey.prefix == parts[1])).first()
-    if row is None or not hmac.compare_digest(row.key_hash, _hash(key)):
-        raise failure
+    prefix = key_prefix(key)
+    assert key is not None
+    row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     now = utcnow()
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-        raise failure
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_GRANULARITY:
-        row.last_used_at = now  # coarse, so that reads do not each write a row
-    return Actor(key_id=row.id, name=row.name, role=row.role, office=row.office)
+    actor = check_key(key, row, now)
+    assert row is not None
+    if stale_use(row.last_used_at, now):
+        row.last_used_at = now
+    return actor
+
+
+_KEY_ROW = (
+    "SELECT id, name, role, office, key_hash, revoked_at, expires_at, last_used_at "
+    "FROM api_keys WHERE prefix = %s"
+)
+
+
+async def authenticate_async(db: AsyncDatabase, key: str | None) -> Actor:
+    """:func:`authenticate` over the API's async pool (no thread, no ORM)."""
+    prefix = key_prefix(key)
+    assert key is not None
+    row = await db.fetch_one(_KEY_ROW, (prefix,))
+    now = utcnow()
+    actor = check_key(key, row, now)
+    assert row is not None
+    if stale_use(row["last_used_at"], now):
+        await db.execute("UPDATE api_keys SET last_used_at = %s WHERE id = %s", (now, row["id"]))
+    return actor
 
 
 def require_role(actor: Actor, roles: tuple[str, ...]) -> None:

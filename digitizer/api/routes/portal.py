@@ -14,34 +14,41 @@ superseded anyway.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
+from pydantic_core import to_json
+from sqlalchemy.exc import OperationalError
 
 from digitizer.api.deps import SessionDep, SettingsDep, StoreDep, requires
 from digitizer.config import Settings
-from digitizer.errors import NotFoundError
+from digitizer.errors import NotFoundError, ServiceUnavailableError
 from digitizer.models import (
     ConsentGrantPublic,
     ConsentList,
     ConsentRequest,
-    PortalDocument,
     PortalDocumentDetail,
     PortalDocumentList,
     Problem,
 )
-from digitizer.services import audit, consent, vault
+from digitizer.services import consent, vault
 from digitizer.services.citizens import CitizenRegistry
 from digitizer.services.identity import CitizenIdentity, verify_citizen_token
 from digitizer.services.issuing import verification_url
 from digitizer.services.keys import Actor
+from digitizer.services.portal_reads import Grant, PortalReads
 from digitizer.services.wiring import citizen_registry
-from storage.db import ConsentGrant, ECopy, ECopyStatus, shown_status, utcnow
+from storage.asyncdb import UNAVAILABLE
+from storage.db import ConsentGrant, ECopyStatus, shown_status, utcnow
 
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
+
+T = TypeVar("T")
 
 #: Portal clients (admin passes every role check).
 Portal = Annotated[Actor, Depends(requires("portal"))]
@@ -156,18 +163,19 @@ def revoke_consent(
 
 
 # -- documents ----------------------------------------------------------------------------
-def _grants(session: Session, citizen_ref: str, actor: Actor) -> list[ConsentGrant]:
-    """The client's active grants from this citizen; none (or no such citizen): 404."""
-    if not 0 < len(citizen_ref) <= 32:
-        raise NotFoundError(_NO_ACCESS)
-    grants = consent.active_grants(session, citizen_ref, actor.key_id)
-    if not grants:
-        raise NotFoundError(_NO_ACCESS)
-    return grants
+# The two reads below are every portal's polling loop: async, over ``portal_reads`` (the
+# async PostgreSQL pool where there is one), answered without a second validation pass.
+def _reads(request: Request) -> PortalReads:
+    reads: PortalReads = request.app.state.portal_reads
+    return reads
+
+
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(to_json(body), media_type="application/json", headers=headers)
 
 
 def _document(settings: Settings, ecopy: Any) -> dict[str, Any]:
-    """An e-copy (object or :data:`vault.LISTED` row) as the portal shows it."""
+    """An e-copy (``EcopyView``, ORM object or :data:`vault.LISTED` row) as portals see it."""
     return {
         "id": ecopy.id,
         "doc_type": ecopy.doc_type,
@@ -180,7 +188,7 @@ def _document(settings: Settings, ecopy: Any) -> dict[str, Any]:
     }
 
 
-def _purposes(grants: list[ConsentGrant]) -> str:
+def _purposes(grants: list[Grant]) -> str:
     return "; ".join(dict.fromkeys(g.purpose for g in grants))[:300]
 
 
@@ -189,41 +197,42 @@ def _purposes(grants: list[ConsentGrant]) -> str:
     response_model=PortalDocumentList,
     responses={**_PROBLEMS, 304: {"description": "Not modified (If-None-Match)"}},
 )
-def list_documents(
+async def list_documents(
     citizen_ref: str,
+    request: Request,
     actor: Portal,
-    session: SessionDep,
     settings: SettingsDep,
-    response: Response,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
     """The citizen's current e-copies of the types granted to this client (valid ones, and
     revoked ones nothing replaced yet). Send the ``ETag`` back in ``If-None-Match``: 304
     while nothing changed (not audited: no personal data is returned)."""
-    grants = _grants(session, citizen_ref, actor)
+    reads = _reads(request)
+    if not 0 < len(citizen_ref) <= 32:
+        raise NotFoundError(_NO_ACCESS)
+    grants, ecopies = await _unavailable_as_503(reads.listing(citizen_ref, actor.key_id))
+    if not grants:
+        raise NotFoundError(_NO_ACCESS)
     types = consent.granted_types(grants)
-    ecopies = vault.current_listing(session, citizen_ref, types)
     etag = vault.list_etag(ecopies, scope=",".join(sorted(types)))
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if vault.etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    audit.record_read(
-        session,
-        actor,
-        "portal.documents.list",
-        citizen_id=citizen_ref,
-        purpose=_purposes(grants),
-        detail={
-            "client_id": actor.key_id,
-            "grant_ids": [g.id for g in grants],
-            "count": len(ecopies),
-        },
+    await _unavailable_as_503(
+        reads.record(
+            actor,
+            "portal.documents.list",
+            citizen_id=citizen_ref,
+            purpose=_purposes(grants),
+            detail={
+                "client_id": actor.key_id,
+                "grant_ids": [g.id for g in grants],
+                "count": len(ecopies),
+            },
+        )
     )
-    response.headers.update(headers)
-    return PortalDocumentList(
-        citizen_ref=citizen_ref,
-        documents=[PortalDocument(**_document(settings, e)) for e in ecopies],
-    )
+    documents = [_document(settings, e) for e in ecopies]
+    return _json({"citizen_ref": citizen_ref, "documents": documents}, headers)
 
 
 @router.get(
@@ -231,44 +240,63 @@ def list_documents(
     response_model=PortalDocumentDetail,
     responses=_PROBLEMS,
 )
-def fetch_document(
+async def fetch_document(
     citizen_ref: str,
     ecopy_id: str,
+    request: Request,
     actor: Portal,
-    session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
-) -> PortalDocumentDetail:
+) -> Any:
     """One e-copy with a short-lived presigned link to the signed PDF (an audited read
-    under the grant's purpose). Superseded and revoked e-copies come without a link."""
-    grants = _grants(session, citizen_ref, actor)
-    ecopy = session.get(ECopy, ecopy_id) if 0 < len(ecopy_id) <= 32 else None
+    under the grant's purpose). Superseded, revoked and expired e-copies come without a
+    link."""
+    reads = _reads(request)
+    if not 0 < len(citizen_ref) <= 32:
+        raise NotFoundError(_NO_ACCESS)
+    found = reads.one(citizen_ref, actor.key_id, ecopy_id if len(ecopy_id) <= 32 else "")
+    grants, ecopy = await _unavailable_as_503(found)
+    if not grants:
+        raise NotFoundError(_NO_ACCESS)
     grant = consent.grant_for(grants, ecopy.doc_type) if ecopy is not None else None
     if ecopy is None or ecopy.citizen_id != citizen_ref or grant is None:
         raise NotFoundError("no such document for this citizen and client")
     link = expires = None
-    if ecopy.shown_status == ECopyStatus.VALID:
+    if shown_status(ecopy.status, ecopy.valid_until) == ECopyStatus.VALID:
+        assert ecopy.object_key is not None
         seconds = settings.vault.link_seconds
-        link = store.presigned_get(ecopy.object_key, seconds)
+        # Signed locally when the region is configured; else the SDK may ask the server
+        # once for it, which must not block the event loop.
+        sign = functools.partial(store.presigned_get, ecopy.object_key, seconds)
+        link = sign() if settings.s3.region else await run_in_threadpool(sign)
         expires = utcnow() + timedelta(seconds=seconds)
-    audit.record_read(
-        session,
-        actor,
-        "portal.ecopy.link" if link else "portal.ecopy.read",
-        citizen_id=citizen_ref,
-        document_id=ecopy.document_id,
-        purpose=grant.purpose,
-        detail={
-            "client_id": actor.key_id,
-            "grant_id": grant.id,
-            "ecopy_id": ecopy.id,
-            "status": shown_status(ecopy.status, ecopy.valid_until),
-        },
+    await _unavailable_as_503(
+        reads.record(
+            actor,
+            "portal.ecopy.link" if link else "portal.ecopy.read",
+            citizen_id=citizen_ref,
+            document_id=ecopy.document_id,
+            purpose=grant.purpose,
+            detail={
+                "client_id": actor.key_id,
+                "grant_id": grant.id,
+                "ecopy_id": ecopy.id,
+                "status": ecopy.status,
+            },
+        )
     )
-    return PortalDocumentDetail(
-        **_document(settings, ecopy),
+    body = _document(settings, ecopy)
+    body.update(
         superseded_by=ecopy.superseded_by,
         revoked_at=ecopy.revoked_at,
         download_url=link,
         link_expires_at=expires,
     )
+    return _json(body)
+
+
+async def _unavailable_as_503(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except (OperationalError, *UNAVAILABLE) as exc:
+        raise ServiceUnavailableError("the database is unavailable; try again") from exc
