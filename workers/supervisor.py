@@ -245,10 +245,10 @@ class Supervisor:
         """Record the job the child left and its death (never raises: the next child
         must start even when Redis or the database are away; the sweeper then
         recovers the document from its silent heartbeat)."""
-        from workers.sweeper import recover_job
-
         returncode = child.proc.returncode
         if child.job is not None:
+            from workers.sweeper import recover_job
+
             job_id, timeout, _ = child.job
             give_up = child.killed_for == "time"
             if give_up:

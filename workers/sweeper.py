@@ -33,7 +33,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 
 from digitizer.config import Settings
-from digitizer.services.processing import record_failure
+from digitizer.services.failures import record_failure
 from digitizer.services.webhooks import deliver_due
 from storage.db import Document, DocumentState, OutboxEntry, session_scope, utcnow
 from workers.queues import document_of_job, enqueue_process, get_queue, process_job_id

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
@@ -28,10 +28,11 @@ from rq.job import Job
 from rq.queue import Queue
 
 from digitizer.config import Settings
-from workers.jobs import warm_up
 from workers.queues import get_queue, get_redis
 from workers.supervisor import ChildLink, Supervisor
-from workers.sweeper import Maintenance
+
+if TYPE_CHECKING:
+    from workers.sweeper import Maintenance
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,10 @@ def run_worker(
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     if mode == "supervised":
         return Supervisor(settings, burst=burst).run()
+    # Imported here: the supervisor process needs none of the pipeline.
+    from workers.jobs import warm_up
+    from workers.sweeper import Maintenance
+
     if link is not None:
         link.start_beating()
     service = warm_up(settings)

@@ -30,6 +30,7 @@ from digitizer.pipeline.ocr import OcrEngine
 from digitizer.pipeline.preflight import Limits
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
 from digitizer.pipeline.training import CURRENT_FILE, ModelError, load_model
+from digitizer.services.failures import record_failure
 from digitizer.services.verify import VerifyService
 from signing import report as reports
 from storage.db import (
@@ -56,13 +57,6 @@ def limits_from(settings: Settings) -> Limits:
         max_pages=settings.limits.max_pages,
         max_pixels=settings.limits.max_pixels,
     )
-
-
-def record_failure(doc: Document, reason: str) -> None:
-    """Append an attempt's failure to the document's history (kept for clerks)."""
-    history = list(doc.failures or [])
-    history.append({"attempt": doc.attempts, "at": utcnow().isoformat(), "reason": reason[:500]})
-    doc.failures = history[-20:]
 
 
 class Heartbeat(threading.Thread):
