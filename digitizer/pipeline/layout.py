@@ -7,9 +7,11 @@ texts. Lines are first split where the gap between words is far wider than a
 word space; the segments are grouped into rows; where consecutive rows share a gutter that
 leaves at least two segments on each side (the header, the signature block),
 they are read column by column, otherwise row by row, left to right. A column block ends at a
-row that spans the gutter, and at a row on the left only that follows a blank line with
-nothing on the right after it (the "Kính gửi:" under the header's left column is not part
-of it; the signers' names under their titles, after the room for the signature, are).
+row that spans the gutter, at a row with a form field ("Dân tộc: Kinh") right of the gutter
+(fields side by side are read row by row), and at a row on the left only that follows a
+blank line with nothing on the right after it (the "Kính gửi:" under the header's left
+column is not part of it; the signers' names under their titles, after the room for the
+signature, are).
 
 Distances are in line heights: the median height of the segments' boxes, which for
 Vietnamese includes the stacked marks above capitals (about 1.3 cap heights).
@@ -17,6 +19,7 @@ Vietnamese includes the stacked marks above capitals (about 1.3 cap heights).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -29,6 +32,9 @@ SPLIT_GAP = 1.0
 MIN_GUTTER = 1.0
 #: ...and go on while it stays this wide (a word space is ~0.3 line heights).
 KEEP_GUTTER = 0.7
+#: A form field ("Quốc tịch: Việt Nam"): a short label and a colon. Fields side by side are read
+#: row by row; a header's or signature block's right column never starts with a label.
+FIELD = re.compile(r"^[^:\d]{1,40}:(?!\d)")
 #: A row left of the gutter this many line heights below the row above, with nothing right of
 #: the gutter after it, is a new paragraph, not the column's continuation (lines of a column
 #: are ~0.5 apart).
@@ -133,8 +139,9 @@ def _column_block(
 
     The gutter starts as a gap of the first band and narrows as rows join (a
     wider left line, an earlier right line); a row with a segment spanning the
-    whole gutter, or that would leave it too narrow, ends the run; so does a row on the left
-    only after a blank line, unless the right column goes on below it.
+    whole gutter, or that would leave it too narrow, ends the run; so does a row with a form
+    field right of the gutter, and a row on the left only after a blank line, unless the right
+    column goes on below it.
     """
     best: tuple[int, tuple[float, float]] | None = None
     for gap in _gaps([(s.bbox[0], s.bbox[2]) for s in bands[start]]):
@@ -149,6 +156,8 @@ def _column_block(
             mid = (low + high) / 2
             lefts = [s for s in band if (s.bbox[0] + s.bbox[2]) / 2 < mid]
             rights = [s for s in band if (s.bbox[0] + s.bbox[2]) / 2 >= mid]
+            if any(FIELD.match(s.text) for s in rights):
+                break  # fields side by side: a form row, read left to right
             if end > start and lefts and not rights:
                 above = max(s.bbox[3] for s in bands[end - 1])
                 blank = min(s.bbox[1] for s in band) - above

@@ -131,3 +131,23 @@ def test_signers_names_below_the_room_for_signatures_stay_in_their_columns() -> 
         "CHỦ TỊCH",
         "Bùi Phương Ngọc",
     ]
+
+
+def test_rows_of_fields_side_by_side_are_read_row_by_row() -> None:
+    # A birth certificate's parents: three fields a row, rows repeated: a form, not columns.
+    page = [
+        line(100, (100, "Họ, chữ đệm, tên người mẹ: HỒ DIỆU TRANG")),
+        line(160, (100, "Năm sinh: 2006"), (700, "Dân tộc: Kinh"), (1300, "Quốc tịch: Việt Nam")),
+        line(220, (100, "Họ, chữ đệm, tên người cha: BÙI HỮU LỘC")),
+        line(280, (100, "Năm sinh: 1988"), (700, "Dân tộc: Kinh"), (1300, "Quốc tịch: Việt Nam")),
+    ]
+    assert texts(page) == [
+        "Họ, chữ đệm, tên người mẹ: HỒ DIỆU TRANG",
+        "Năm sinh: 2006",
+        "Dân tộc: Kinh",
+        "Quốc tịch: Việt Nam",
+        "Họ, chữ đệm, tên người cha: BÙI HỮU LỘC",
+        "Năm sinh: 1988",
+        "Dân tộc: Kinh",
+        "Quốc tịch: Việt Nam",
+    ]
