@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ import pymupdf
 from digitizer.pipeline import orientation, preflight, render, textpdf
 from digitizer.pipeline.ocr import OcrEngine, OcrLine, OcrPage
 from digitizer.pipeline.preflight import FileInfo, Limits
+from storage.errors import ObjectNotFoundError
 from storage.objects import ObjectStore, derived_key, original_key
 
 log = logging.getLogger(__name__)
@@ -93,11 +96,13 @@ def read_page(
     fresh: render.RenderedPage,
     deskew: bool = True,
     detector: orientation.OrientationDetector | None = None,
+    deskewed: render.RenderedPage | None = None,
 ) -> tuple[render.RenderedPage, OcrPage]:
     """Deskew and read one rendered page; a page that reads as if sideways or upside
     down is turned (when ``detector`` is given) and read again, the better reading kept.
-    Returns the page as read (turned, deskewed) and its lines."""
-    page = render.deskew(fresh) if deskew else fresh
+    ``deskewed``: ``fresh`` already deskewed (done ahead, while the previous page was
+    read). Returns the page as read (turned, deskewed) and its lines."""
+    page = deskewed or (render.deskew(fresh) if deskew else fresh)
     ocr_page = engine.recognize(page.image, page.dpi)
     if detector is not None and orientation.suspicious(ocr_page, page.image):
         found = detector.detect(fresh.image, fresh.dpi)
@@ -179,7 +184,10 @@ class Pipeline:
             # A signed original is never rewritten, and a born-digital PDF is already
             # searchable: the original is the searchable PDF.
             pdf_key = original_key(sha256)
-        need_pdf = not self.store.exists(pdf_key)
+        if stored_ocr is None and pdf_key != original_key(sha256):
+            need_pdf = True  # the PDF is stored after the OCR result: none without it
+        else:
+            need_pdf = not self.store.exists(pdf_key)
         if stored_ocr is not None and not need_pdf:
             done = [OcrPage.from_dict(p) for p in stored_ocr["pages"]]
             return PipelineResult(info, done, pdf_key, ocr_key, text_key, timings, signatures)
@@ -191,19 +199,43 @@ class Pipeline:
         )
         pages: list[OcrPage] = []
         pdf_items: list[textpdf.PdfPage] = []
+        # One helper thread works beside the OCR (Tesseract releases the GIL): it renders
+        # and deskews the next page while this one is read, and uploads the OCR result
+        # while the PDF is built. MuPDF is not thread-safe: its calls hold ``mupdf``.
+        mupdf = threading.Lock()
+        helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
         try:
             # Rendering is cheap next to OCR (~0.1 s vs ~1 s a page) and deterministic,
             # so page images are not stored: a retry renders again and skips the OCR.
             page_iter = render.iter_pages(data, info.kind, text_pages)
+            deskew_ahead = self.deskew and stored_pages is None
+
+            def prepare() -> tuple[render.RenderedPage | None, render.RenderedPage | None]:
+                with mupdf:
+                    fresh = next(page_iter)
+                if fresh is None or not deskew_ahead:
+                    return fresh, None
+                return fresh, render.deskew(fresh)
+
+            ahead: Future[Any] | None = helper.submit(prepare) if info.page_count else None
             for index in range(info.page_count):
-                fresh = next(page_iter)
+                assert ahead is not None
+                fresh, deskewed = ahead.result()
+                # The PDF will embed the deskewed image as JPEG unless it keeps the
+                # original's pixels: encode it beside the OCR (PIL releases the GIL).
+                encoded = None
+                if need_pdf and deskewed is not None and not self._keeps_pixels(info, deskewed):
+                    encoded = helper.submit(textpdf.encode_jpeg, deskewed.image)
+                more = index + 1 < info.page_count
+                ahead = helper.submit(prepare) if more else None
                 if fresh is None:
                     assert source_doc is not None
-                    ocr_page = (
-                        stored_pages[index]
-                        if stored_pages is not None
-                        else text_layer_page(source_doc.load_page(index))
-                    )
+                    with mupdf:
+                        ocr_page = (
+                            stored_pages[index]
+                            if stored_pages is not None
+                            else text_layer_page(source_doc.load_page(index))
+                        )
                     pages.append(ocr_page)
                     pdf_items.append(textpdf.PdfPage(source_page=index))
                     continue
@@ -214,41 +246,49 @@ class Pipeline:
                     page = render.turned(fresh, ocr_page.rotation)
                     page = render.deskew(page) if self.deskew else page
                 else:
-                    page, ocr_page = read_page(self.engine, fresh, self.deskew, self.orientation)
+                    page, ocr_page = read_page(
+                        self.engine, fresh, self.deskew, self.orientation, deskewed
+                    )
                 timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t0
                 pages.append(ocr_page)
                 if need_pdf:
-                    pdf_items.append(self._pdf_page(info, data, source_doc, index, page, ocr_page))
+                    with mupdf:
+                        item = self._pdf_page(info, data, source_doc, index, page, ocr_page)
+                    if encoded is not None and page is deskewed and item.image is page.image:
+                        item = textpdf.PdfPage(ocr=ocr_page, jpeg=encoded.result())
+                    pdf_items.append(item)
                 if progress:
                     progress(index + 1, info.page_count)
+
+            uploaded = (
+                helper.submit(self._put_ocr, pages, text_key, ocr_key)
+                if stored_ocr is None
+                else None
+            )
+            if need_pdf:
+                t0 = time.perf_counter()
+                pdf = textpdf.build_searchable_pdf(pdf_items, data if info.kind == "pdf" else None)
+                self.store.put_bytes(pdf_key, pdf, "application/pdf")
+                timings["pdf"] = time.perf_counter() - t0
+            if uploaded is not None:
+                uploaded.result()
         finally:
+            helper.shutdown(wait=True, cancel_futures=True)
             if source_doc is not None:
                 source_doc.close()
-
-        if stored_ocr is None:
-            self.store.put_bytes(
-                text_key,
-                "\f".join(p.text for p in pages).encode(),
-                "text/plain; charset=utf-8",
-            )
-            self.store.put_bytes(
-                ocr_key,
-                _json(
-                    {
-                        "engine": self.engine.name,
-                        "version": self.ocr_version,
-                        "pages": [p.to_dict() for p in pages],
-                    }
-                ),
-                "application/json",
-            )
-        if need_pdf:
-            t0 = time.perf_counter()
-            pdf = textpdf.build_searchable_pdf(pdf_items, data if info.kind == "pdf" else None)
-            self.store.put_bytes(pdf_key, pdf, "application/pdf")
-            timings["pdf"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         return PipelineResult(info, pages, pdf_key, ocr_key, text_key, timings, signatures)
+
+    def _put_ocr(self, pages: list[OcrPage], text_key: str, ocr_key: str) -> None:
+        """Store the recognised text and the OCR result (lines, boxes, confidences)."""
+        text = "\f".join(p.text for p in pages).encode()
+        self.store.put_bytes(text_key, text, "text/plain; charset=utf-8")
+        result = {
+            "engine": self.engine.name,
+            "version": self.ocr_version,
+            "pages": [p.to_dict() for p in pages],
+        }
+        self.store.put_bytes(ocr_key, _json(result), "application/json")
 
     def _preflight(self, sha256: str, data: bytes) -> FileInfo:
         key = derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
@@ -270,6 +310,15 @@ class Pipeline:
             "application/json",
         )
         return info
+
+    @staticmethod
+    def _keeps_pixels(info: FileInfo, page: render.RenderedPage) -> bool:
+        """Whether the PDF may keep the original's pixels for ``page`` (as read so far)."""
+        if page.skew != 0.0 or page.rotation != 0:
+            return False
+        return info.kind == "pdf" or (
+            info.kind == "jpeg" and info.page_count == 1 and page.exif_upright
+        )
 
     @staticmethod
     def _pdf_page(
@@ -302,6 +351,7 @@ class Pipeline:
         return report
 
     def _load_json(self, key: str) -> dict | None:  # type: ignore[type-arg]
-        if not self.store.exists(key):
+        try:
+            return json.loads(self.store.get_bytes(key))  # one round trip, not HEAD + GET
+        except ObjectNotFoundError:
             return None
-        return json.loads(self.store.get_bytes(key))

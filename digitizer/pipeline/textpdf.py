@@ -29,7 +29,8 @@ def _font() -> pymupdf.Font:
     return pymupdf.Font("notos")
 
 
-def _jpeg(image: Image.Image) -> bytes:
+def encode_jpeg(image: Image.Image) -> bytes:
+    """A page image as the JPEG the searchable PDF embeds."""
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -94,7 +95,7 @@ def build_searchable_pdf(pages: Sequence[PdfPage], original_pdf: bytes | None = 
                 width = item.image.width if item.image is not None else ocr.width
                 height = item.image.height if item.image is not None else ocr.height
                 page = out.new_page(width=width / ocr.dpi * 72, height=height / ocr.dpi * 72)
-                stream = item.jpeg if item.jpeg is not None else _jpeg(item.image)  # type: ignore[arg-type]
+                stream = item.jpeg if item.jpeg is not None else encode_jpeg(item.image)  # type: ignore[arg-type]
                 page.insert_image(page.rect, stream=stream)
             if item.ocr is not None:
                 add_text_layer(page, item.ocr)
