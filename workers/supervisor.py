@@ -110,7 +110,7 @@ class _Child:
     spawned: float
     last_seen: float
     worker_name: str | None = None
-    #: (job id, time limit in seconds, monotonic start) of the job in flight.
+    #: (job id, time limit in seconds (<= 0: none), monotonic start) of the job in flight.
     job: tuple[str, float, float] | None = None
     #: Why the supervisor killed it (None: it ended by itself).
     killed_for: str | None = None
@@ -228,7 +228,8 @@ class Supervisor:
         if child.killed_for is not None:
             return
         reason = None
-        if child.job is not None and now - child.job[2] > hard_limit(child.job[1]):
+        limit = child.job[1] if child.job is not None else 0.0
+        if child.job is not None and limit > 0 and now - child.job[2] > hard_limit(limit):
             reason = "time"
         elif child.last_seen == child.spawned:  # not heard from yet: loading
             if now - child.spawned > START_SECONDS:
