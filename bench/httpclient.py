@@ -39,11 +39,23 @@ class KeepAliveClient:
         self._writer: asyncio.StreamWriter | None = None
 
     async def get(self, path: str) -> Answer:
+        """GET ``path``. A kept-alive connection the server has closed meanwhile (its idle
+        timeout) is replaced and the request sent again once, as HTTP clients do for
+        idempotent requests."""
+        reused = self._writer is not None
+        try:
+            return await self._get(path)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            return await self._get(path)
+
+    async def _get(self, path: str) -> Answer:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
-        self._writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self._head)
         try:
+            self._writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self._head)
             answer = await self._read(self._reader)
         except BaseException:
             await self.close()
