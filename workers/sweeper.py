@@ -164,6 +164,14 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
             status = job.get_status(refresh=True) if job is not None else None
             if doc.state == DocumentState.QUEUED and status in _WAITING:
                 continue  # waiting its turn in a long queue: nothing lost
+            if (
+                doc.state == DocumentState.QUEUED
+                and status == JobStatus.STARTED
+                and job is not None
+                and job.started_at is not None
+                and job.started_at.timestamp() > stale.timestamp()
+            ):
+                continue  # a worker took it just now and is about to claim the document
             if doc.state == DocumentState.PROCESSING:
                 reason = "processing stopped without a result (the worker died or was killed)"
             else:
