@@ -303,8 +303,8 @@ def _ocr_pages(file: Path, settings: Settings) -> list[Any]:
     from digitizer.pipeline import preflight, render
     from digitizer.pipeline.ocr import create_engine
     from digitizer.pipeline.orientation import OrientationDetector
+    from digitizer.pipeline.preflight import limits_from
     from digitizer.pipeline.runner import read_page, text_layer_page
-    from digitizer.services.processing import limits_from
 
     data = file.read_bytes()
     info = preflight.inspect_file(data, limits_from(settings))

@@ -13,10 +13,11 @@ same code before it is processed).
 from __future__ import annotations
 
 import io
+import json
 import re
 import warnings
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import pymupdf
 from PIL import Image
@@ -30,6 +31,11 @@ from digitizer.errors import (
     TooManyPagesError,
     UnsupportedMediaTypeError,
 )
+from storage.objects import derived_key
+
+if TYPE_CHECKING:
+    from digitizer.config import Settings
+    from storage.objects import ObjectStore
 
 NAME = "preflight"
 VERSION = "1"
@@ -225,3 +231,24 @@ def _inspect_image(data: bytes, kind: Kind, limits: Limits) -> FileInfo:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
+
+
+# -- settings and stored findings (used by intake, so kept free of the OCR stack) ----------
+def limits_from(settings: Settings) -> Limits:
+    """Preflight limits from the settings."""
+    return Limits(
+        max_bytes=settings.limits.max_upload_bytes,
+        max_pages=settings.limits.max_pages,
+        max_pixels=settings.limits.max_pixels,
+    )
+
+
+def preflight_key(sha256: str) -> str:
+    """Where preflight's findings for an original are kept."""
+    return derived_key(sha256, NAME, VERSION, "info.json")
+
+
+def store_preflight(store: ObjectStore, sha256: str, info: FileInfo) -> None:
+    """Keep preflight's findings (intake stores them so the worker need not decode again)."""
+    body = json.dumps(asdict(info), ensure_ascii=False, separators=(",", ":")).encode()
+    store.put_bytes(preflight_key(sha256), body, "application/json")

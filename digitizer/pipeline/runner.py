@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymupdf
@@ -116,16 +116,6 @@ def read_page(
                 page, ocr_page = turned, second
     ocr_page.skew, ocr_page.rotation = page.skew, page.rotation
     return page, ocr_page
-
-
-def preflight_key(sha256: str) -> str:
-    """Where preflight's findings for an original are kept."""
-    return derived_key(sha256, preflight.NAME, preflight.VERSION, "info.json")
-
-
-def store_preflight(store: ObjectStore, sha256: str, info: FileInfo) -> None:
-    """Keep preflight's findings (intake stores them so the worker need not decode again)."""
-    store.put_bytes(preflight_key(sha256), _json(asdict(info)), "application/json")
 
 
 class Pipeline:

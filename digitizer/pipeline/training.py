@@ -33,13 +33,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
-import sklearn
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+# scikit-learn (with scipy and pandas, seconds to import and ~100 MiB) is imported where a
+# model is trained or loaded, not by every process that only needs this module's types
+# (the API's review routes).
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 from digitizer.doctypes import DOC_TYPES
 from digitizer.pipeline.issuers import fold, normalize_tone_marks
@@ -186,6 +186,10 @@ def ocr_noise(text: str, rng: random.Random, rate: float = 0.04) -> str:
 
 
 def _pipeline(params: TrainParams) -> Pipeline:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
     features = FeatureUnion(
         [
             (
@@ -272,6 +276,8 @@ def train(examples: Iterable[LabelledExample], params: TrainParams | None = None
             texts.append(model_text(ocr_noise(example.text, rng, params.noise_rate)))
             labels.append(example.doc_type)
             weights.append(example.weight)
+    import sklearn
+
     pipeline = _pipeline(params)
     pipeline.fit(texts, labels, classifier__sample_weight=weights)
     now = datetime.now(UTC)
@@ -298,6 +304,8 @@ def save_model(model: Model, root: Path, *, make_current: bool = True) -> Path:
     Returns:
         The version folder.
     """
+    import joblib
+
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / model.version
@@ -327,6 +335,9 @@ def load_model(path: Path) -> Model:
         ModelError: no model there, or its file does not match its recorded hash.
         ModelVersionError: trained with another major scikit-learn version (retrain it).
     """
+    import joblib
+    import sklearn
+
     path = Path(path)
     if (path / CURRENT_FILE).is_file() and not (path / META_FILE).is_file():
         path = path / (path / CURRENT_FILE).read_text().strip()

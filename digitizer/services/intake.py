@@ -18,13 +18,17 @@ from sqlalchemy.orm import Session
 
 from digitizer.config import Settings
 from digitizer.errors import BadInputError, FileTooLargeError, ServiceUnavailableError
-from digitizer.pipeline.preflight import FileInfo, inspect_file, sniff
-from digitizer.pipeline.runner import store_preflight
+from digitizer.pipeline.preflight import (
+    FileInfo,
+    inspect_file,
+    limits_from,
+    sniff,
+    store_preflight,
+)
 from digitizer.services import audit
 from digitizer.services.archive import ArchiveLimits, Member, read_zip
 from digitizer.services.citizens import CitizenRegistry, validate_pid
 from digitizer.services.keys import Actor
-from digitizer.services.processing import limits_from
 from storage.db import Batch, BatchItem, Citizen, Document, OutboxEntry, session_scope
 from storage.errors import ObjectStoreUnavailableError
 from storage.objects import ObjectStore, original_key

@@ -27,7 +27,7 @@ from digitizer.pipeline.classify import Classifier
 from digitizer.pipeline.extract import extract, fields_to_dict, review_reasons
 from digitizer.pipeline.fingerprint import Fingerprint, fingerprint, similarity
 from digitizer.pipeline.ocr import OcrEngine
-from digitizer.pipeline.preflight import Limits
+from digitizer.pipeline.preflight import limits_from
 from digitizer.pipeline.runner import Pipeline, PipelineResult, ProgressFn
 from digitizer.pipeline.training import CURRENT_FILE, ModelError, load_model
 from digitizer.services.failures import record_failure
@@ -48,15 +48,6 @@ log = logging.getLogger(__name__)
 
 #: Failures worth retrying: the adapters were unreachable, not the input bad.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ObjectStoreUnavailableError, OperationalError)
-
-
-def limits_from(settings: Settings) -> Limits:
-    """Preflight limits from the settings."""
-    return Limits(
-        max_bytes=settings.limits.max_upload_bytes,
-        max_pages=settings.limits.max_pages,
-        max_pixels=settings.limits.max_pixels,
-    )
 
 
 class Heartbeat(threading.Thread):
