@@ -146,10 +146,11 @@ class Appended:
 def _event(
     actor: Actor | None,
     action: str,
-    citizen_id: str | None,
-    document_id: str | None,
-    purpose: str | None,
-    detail: dict[str, Any] | None,
+    *,
+    citizen_id: str | None = None,
+    document_id: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     return AuditEvent(
         at=utcnow(),
@@ -197,7 +198,14 @@ def record(
     transaction: the chain stays locked until the transaction ends. Reads that change
     nothing use :func:`record_read` instead.
     """
-    event = _event(actor, action, citizen_id, document_id, purpose, detail)
+    event = _event(
+        actor,
+        action,
+        citizen_id=citizen_id,
+        document_id=document_id,
+        purpose=purpose,
+        detail=detail,
+    )
     if session.get_bind().dialect.name == "postgresql":
         return _append(session, event)
     _lock_chain(session)
@@ -211,17 +219,9 @@ def record(
     return Appended(event.seq, event.hash, action)
 
 
-def record_read(
-    session: Session,
-    actor: Actor | None,
-    action: str,
-    *,
-    citizen_id: str | None = None,
-    document_id: str | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> Appended:
-    """Append the event of a read, committed before this returns (so before the answer).
+def record_read(session: Session, actor: Actor | None, action: str, **event: Any) -> Appended:
+    """Append the event of a read, committed before this returns (so before the answer);
+    ``event`` as for :func:`record`.
 
     PostgreSQL: one autocommit statement on a connection of the audit pool (the chain is
     locked only inside the server, for microseconds, instead of until the request's own
@@ -230,33 +230,17 @@ def record_read(
     in the caller's transaction, as :func:`record`.
     """
     if session.get_bind().dialect.name != "postgresql":
-        return record(
-            session,
-            actor,
-            action,
-            citizen_id=citizen_id,
-            document_id=document_id,
-            purpose=purpose,
-            detail=detail,
-        )
-    event = _event(actor, action, citizen_id, document_id, purpose, detail)
+        return record(session, actor, action, **event)
     with audit_engine(session.get_bind().engine.url).connect() as connection:
-        return _append(connection, event)
+        return _append(connection, _event(actor, action, **event))
 
 
 async def record_read_async(
-    db: AsyncDatabase,
-    actor: Actor | None,
-    action: str,
-    *,
-    citizen_id: str | None = None,
-    document_id: str | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
+    db: AsyncDatabase, actor: Actor | None, action: str, **event: Any
 ) -> Appended:
     """:func:`record_read` over the API's async pool (PostgreSQL)."""
-    event = _event(actor, action, citizen_id, document_id, purpose, detail)
-    row = await db.fetch_one(_APPEND_PSYCOPG, _append_params(event))
+    built = _event(actor, action, **event)
+    row = await db.fetch_one(_APPEND_PSYCOPG, _append_params(built))
     assert row is not None
     return Appended(int(row["new_seq"]), str(row["new_hash"]), action)
 
