@@ -180,7 +180,12 @@ def run_once(
             )
             with session_scope(settings.db.url) as session:
                 _, key = create_key(session, name="bench", role="clerk")
-            env = {**os.environ, **settings_env(settings), "OMP_THREAD_LIMIT": "1"}
+            env = {
+                **os.environ,
+                **settings_env(settings),
+                "OMP_THREAD_LIMIT": "1",
+                "SOHOA_OCR_THREADS": "1",
+            }
             port = free_port()
             api_args = ["api", "--host", "127.0.0.1", "--port", str(port)]
             api = subprocess.Popen([sys.executable, "-m", "digitizer.cli", *api_args], env=env)
@@ -300,6 +305,7 @@ def main() -> None:
     counts = [int(n) for n in args.workers.split(",")]
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    os.environ.setdefault("SOHOA_OCR_THREADS", "1")
     pages = [
         generator.generate_page(args.seed + n, degraded=args.degraded) for n in range(args.pages)
     ]

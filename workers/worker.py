@@ -92,9 +92,11 @@ def run_worker(
 
     ``link`` is given in a supervised child (mode ``inline``): the pipe to its supervisor.
     """
-    # Tesseract's OpenMP threads fight each other when several workers share the
-    # cores; one thread per worker and one worker per core is faster overall.
+    # Tesseract's OpenMP threads (and onnxruntime's, for the words re-read by the line
+    # recogniser) fight each other when several workers share the cores; one thread per
+    # worker and one worker per core is faster overall.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    os.environ.setdefault("SOHOA_OCR_THREADS", "1")
     if mode == "supervised":
         return Supervisor(settings, burst=burst).run()
     # Imported here: the supervisor process needs none of the pipeline.
