@@ -130,15 +130,16 @@ def estimate_skew(gray: np.ndarray) -> float:
     _, ink = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     if ink.sum() < 50:
         return 0.0
-    ink = ink.astype(np.float32)
+    # 0/1 bytes (nearest-neighbour rotation keeps them 0/1): a quarter of the memory
+    # traffic of float32 for the same scores; the row sums are taken in int64.
 
     def score(angle: float) -> float:
         h, w = ink.shape
         matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         rotated = cv2.warpAffine(
-            ink, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0.0, 0.0, 0.0, 0.0)
+            ink, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0, 0, 0, 0)
         )
-        rows = rotated.sum(axis=1)
+        rows = rotated.sum(axis=1, dtype=np.int64)
         return float(np.square(np.diff(rows)).sum())
 
     coarse = [float(a) for a in np.arange(-MAX_SKEW, MAX_SKEW + 0.01, 0.5)]
