@@ -32,9 +32,10 @@ SPLIT_GAP = 1.0
 MIN_GUTTER = 1.0
 #: ...and go on while it stays this wide (a word space is ~0.3 line heights).
 KEEP_GUTTER = 0.7
-#: A form field ("Quốc tịch: Việt Nam"): a short label and a colon. Fields side by side are read
-#: row by row; a header's or signature block's right column never starts with a label.
-FIELD = re.compile(r"^[^:\d]{1,40}:(?!\d)")
+#: A form field ("Quốc tịch: Việt Nam"): a short label in sentence case and a colon. Fields side
+#: by side are read row by row; a header's or signature block's right column never starts with
+#: one (its titles are capitals: "TM. ỦY BAN", which a recogniser may read as "TM: ỦY BAN").
+FIELD = re.compile(r"^[^:\d]{0,40}[a-zà-ỹđ][^:\d]{0,40}:(?!\d)")
 #: A row left of the gutter this many line heights below the row above, with nothing right of
 #: the gutter after it, is a new paragraph, not the column's continuation (lines of a column
 #: are ~0.5 apart).

@@ -151,3 +151,18 @@ def test_rows_of_fields_side_by_side_are_read_row_by_row() -> None:
         "Dân tộc: Kinh",
         "Quốc tịch: Việt Nam",
     ]
+
+
+def test_a_signature_title_misread_with_a_colon_is_not_a_form_field() -> None:
+    page = [
+        line(100, (100, "Nơi nhận:"), (1400, "TM: ỦY BAN NHÂN DÂN")),
+        line(160, (100, "- Như Điều 3;"), (1550, "CHỦ TỊCH")),
+        line(220, (100, "- Lưu: VT.")),
+    ]
+    assert texts(page) == [
+        "Nơi nhận:",
+        "- Như Điều 3;",
+        "- Lưu: VT.",
+        "TM: ỦY BAN NHÂN DÂN",
+        "CHỦ TỊCH",
+    ]
