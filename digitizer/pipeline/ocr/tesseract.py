@@ -162,9 +162,17 @@ class TesseractEngine:
         reader = self._recognizer()
         if reader is None:
             return lines
+        doubtful = [(i, j) for i, j in doubtful if _word_crop(gray, lines[i], lines[i][j]).size]
         crops = [_word_crop(gray, lines[i], lines[i][j]) for i, j in doubtful]
+        try:
+            results = reader.recognize(crops) if crops else []
+        except Exception:  # an improvement only: never lose Tesseract's page over it
+            log.warning(
+                "re-reading %d doubtful words failed; Tesseract's kept", len(crops), exc_info=True
+            )
+            return lines
         out = [list(line) for line in lines]
-        for (i, j), result in zip(doubtful, reader.recognize(crops), strict=True):
+        for (i, j), result in zip(doubtful, results, strict=True):
             text = result.text.strip()
             if text and " " not in text and result.confidence >= ACCEPT_FROM:
                 out[i][j] = Word(text, lines[i][j].bbox, result.confidence)
