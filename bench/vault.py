@@ -239,6 +239,18 @@ class Getter(Protocol):
 CALL_ERRORS = (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError)
 
 
+async def _timed_get(http: Getter, path: str, stats: dict[str, Any], key: str, name: str) -> Any:
+    """GET ``path``; its latency (ms) to ``stats[key]``; None (and an error) when it failed."""
+    started = time.perf_counter()
+    try:
+        answer = await http.get(path)
+    except CALL_ERRORS as exc:
+        stats["errors"].append(f"{name} {type(exc).__name__}")
+        return None
+    stats[key].append((time.perf_counter() - started) * 1000)
+    return answer
+
+
 async def portal_round(
     http: Getter,
     citizen_ids: list[str],
@@ -254,26 +266,19 @@ async def portal_round(
     ``stats["errors"]``; no fetch is started after ``deadline``.
     """
     ref = rng.choice(citizen_ids)
-    started = time.perf_counter()
-    try:
-        answer = await http.get(f"/v1/portal/citizens/{ref}/documents")
-    except CALL_ERRORS as exc:
-        stats["errors"].append(f"list {type(exc).__name__}")
+    path = f"/v1/portal/citizens/{ref}/documents"
+    answer = await _timed_get(http, path, stats, list_key, "list")
+    if answer is None:
         return
-    stats[list_key].append((time.perf_counter() - started) * 1000)
     if answer.status_code != 200:
         stats["errors"].append(f"list HTTP {answer.status_code}")
         return
     valid = [d["id"] for d in answer.json()["documents"] if d["status"] == "valid"]
     if not valid or time.perf_counter() >= deadline:
         return
-    started = time.perf_counter()
-    try:
-        answer = await http.get(f"/v1/portal/citizens/{ref}/documents/{rng.choice(valid)}")
-    except CALL_ERRORS as exc:
-        stats["errors"].append(f"fetch {type(exc).__name__}")
+    answer = await _timed_get(http, f"{path}/{rng.choice(valid)}", stats, fetch_key, "fetch")
+    if answer is None:
         return
-    stats[fetch_key].append((time.perf_counter() - started) * 1000)
     if answer.status_code != 200 or not answer.json().get("download_url"):
         stats["errors"].append(f"fetch HTTP {answer.status_code}")
 

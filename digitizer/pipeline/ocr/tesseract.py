@@ -162,8 +162,10 @@ class TesseractEngine:
         reader = self._recognizer()
         if reader is None:
             return lines
-        doubtful = [(i, j) for i, j in doubtful if _word_crop(gray, lines[i], lines[i][j]).size]
-        crops = [_word_crop(gray, lines[i], lines[i][j]) for i, j in doubtful]
+        cropped = [(i, j, _word_crop(gray, lines[i], lines[i][j])) for i, j in doubtful]
+        cropped = [(i, j, crop) for i, j, crop in cropped if crop.size]
+        doubtful = [(i, j) for i, j, _ in cropped]
+        crops = [crop for _, _, crop in cropped]
         try:
             results = reader.recognize(crops) if crops else []
         except Exception:  # an improvement only: never lose Tesseract's page over it
