@@ -14,7 +14,9 @@ presigned link (``GET .../documents/{ecopy_id}``). Every call writes an audit ev
 Printed and written as JSON (``bench/results/vault.json``): reads per second, p50 /
 p99 latency of the list call (target p99 <= 50 ms) and of the fetch, the error rate,
 the API's peak memory (PSS of the uvicorn process tree, so pages shared by the
-forked workers count once), and the median latencies of one client alone first
+forked workers count once), the CPU seconds of the measured window spent by the API,
+PostgreSQL, the load generator and the rest of the machine (``cpu_s``,
+``cpu_ms_per_call``), and the median latencies of one client alone first
 (``solo_*``: the service time of a call, without queueing behind 15 others).
 
     python -m bench.vault [--duration 30] [--clients 16] [--api-workers 2]
@@ -47,6 +49,7 @@ import httpx
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
+from bench.cpu import cpu_seconds, delta, named, tree_member
 from bench.httpclient import KeepAliveClient
 from bench.memory import PeakSampler
 from digitizer.config import DatabaseSettings, EmbeddedSettings, S3Settings, Settings
@@ -302,6 +305,7 @@ async def run_load(
     duration: float,
     warmup: float,
     solo: float,
+    cpu_groups: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     host, port = base.removeprefix("http://").rsplit(":", 1)
     # One kept-alive connection per client, as a portal's pool would hold.
@@ -317,6 +321,7 @@ async def run_load(
         alone: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": []}
         await _client(pool[-1], citizen_ids, time.perf_counter() + solo, random.Random(99), alone)
         stats: dict[str, Any] = {"list_ms": [], "fetch_ms": [], "errors": [], "solo": alone}
+        cpu_before = cpu_seconds(cpu_groups or {})
         started = time.perf_counter()
         deadline = started + duration
         await asyncio.gather(
@@ -326,6 +331,7 @@ async def run_load(
             )
         )
         stats["elapsed_s"] = time.perf_counter() - started
+        stats["cpu_s"] = delta(cpu_before, cpu_seconds(cpu_groups or {}))
     finally:
         for client in pool:
             await client.close()
@@ -401,6 +407,12 @@ def main() -> None:
         _wait_http(f"{base}/healthz")
         sampler = PeakSampler([api.pid], every_s=0.5)
         sampler.start()
+        me = os.getpid()
+        cpu_groups = {
+            "api": tree_member(api.pid),
+            "postgres": named("postgres"),
+            "load_generator": lambda pid, _name: pid == me,
+        }
         stats = asyncio.run(
             run_load(
                 base,
@@ -410,6 +422,7 @@ def main() -> None:
                 args.duration,
                 args.warmup,
                 args.solo,
+                cpu_groups,
             )
         )
         sampler.stop_event.set()
@@ -450,6 +463,12 @@ def main() -> None:
             "error_kinds": sorted(set(stats["errors"]))[:10],
             "audit_events": audited,
             "api_peak_pss_mib": round(sampler.peaks[api.pid] / 1024, 1),
+            # where the measured window's CPU went (seconds, and ms per call)
+            "cpu_s": stats["cpu_s"],
+            "cpu_ms_per_call": {
+                group: round(seconds * 1000 / max(calls, 1), 2)
+                for group, seconds in stats["cpu_s"].items()
+            },
         }
         print(json.dumps(result, indent=2, ensure_ascii=False))
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
