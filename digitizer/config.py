@@ -43,6 +43,9 @@ class DatabaseSettings(BaseModel):
     #: A relative SQLite path is taken relative to the embedded home.
     url: str = "sqlite:///sohoa.db"
     echo: bool = False
+    #: PostgreSQL connections per API process for the hot reads on the event loop (keys,
+    #: portal list/fetch, their audit events); a request past it waits for a free one.
+    async_pool_size: int = 8
 
 
 class LimitSettings(BaseModel):

@@ -105,7 +105,7 @@ class BodyLimitMiddleware:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
-    async_db = async_database(settings.db.url)
+    async_db = async_database(settings.db.url, settings.db.async_pool_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
