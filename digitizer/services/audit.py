@@ -15,12 +15,14 @@ anchor (database and object store) against it and reports the first bad event.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
 import hashlib
 import json
 import logging
+import weakref
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -238,11 +240,77 @@ def record_read(session: Session, actor: Actor | None, action: str, **event: Any
 async def record_read_async(
     db: AsyncDatabase, actor: Actor | None, action: str, **event: Any
 ) -> Appended:
-    """:func:`record_read` over the API's async pool (PostgreSQL)."""
-    built = _event(actor, action, **event)
-    row = await db.fetch_one(_APPEND_PSYCOPG, _append_params(built))
-    assert row is not None
-    return Appended(int(row["new_seq"]), str(row["new_hash"]), action)
+    """:func:`record_read` over the API's async pool (PostgreSQL), committed before it
+    returns; the events of concurrent reads of one process share a transaction
+    (:class:`ReadAuditBatcher`)."""
+    batcher = _batchers.get(db)
+    if batcher is None:
+        batcher = _batchers[db] = ReadAuditBatcher(db)
+    return await batcher.append(_event(actor, action, **event))
+
+
+class ReadAuditBatcher:
+    """Group commit of read events: one transaction (one chain lock, one WAL flush) for
+    the events that arrived while the previous batch was being written.
+
+    Measured with ``bench.vault`` (16 portal clients, 2 API processes, 2 cores): one
+    autocommit append per read cost PostgreSQL 2.6-3.9 ms of CPU per read under load
+    (0.2 ms alone), 16 backends queueing on the chain's lock and flushing the WAL one by
+    one; without auditing the same reads cost it 0.35 ms. Each caller still returns only
+    once its own event is committed. Whoever holds the lock writes everything pending
+    (its own event, or others' that arrived meanwhile); a failed batch fails its callers;
+    a cancelled writer leaves its batch pending for the next one (written twice at worst,
+    which is harmless: a read recorded that did not happen).
+    """
+
+    def __init__(self, db: AsyncDatabase, max_batch: int = 64) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        # Per event loop (Starlette's TestClient serves from several loops).
+        self._pending: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[Appended]]]
+        ] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def append(self, event: AuditEvent) -> Appended:
+        loop = asyncio.get_running_loop()
+        pending = self._pending.setdefault(loop, [])
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        mine: asyncio.Future[Appended] = loop.create_future()
+        pending.append((_append_params(event), mine))
+        async with lock:
+            if not mine.done():
+                batch = pending[: self.max_batch]
+                del pending[: self.max_batch]
+                try:
+                    written = await self.db.run(
+                        lambda conn: _append_many(conn, [params for params, _ in batch])
+                    )
+                except Exception as exc:
+                    for _, waiting in batch:
+                        waiting.set_exception(exc)
+                except BaseException:
+                    pending[:0] = batch
+                    raise
+                else:
+                    for (params, waiting), (seq, digest) in zip(batch, written, strict=True):
+                        waiting.set_result(Appended(seq, digest, params["action"]))
+        return mine.result()
+
+
+_batchers: weakref.WeakKeyDictionary[AsyncDatabase, ReadAuditBatcher] = weakref.WeakKeyDictionary()
+
+
+async def _append_many(conn: Any, batch: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Append events in order in one transaction (the chain's lock is taken once)."""
+    written = []
+    async with conn.transaction():
+        for params in batch:
+            row = await (await conn.execute(_APPEND_PSYCOPG, params)).fetchone()
+            written.append((int(row["new_seq"]), str(row["new_hash"])))
+    return written
 
 
 def audit_engine(url: Any) -> Engine:

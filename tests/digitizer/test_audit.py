@@ -6,6 +6,7 @@ Tampering is done the way an intruder with database access would: plain SQL on
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
@@ -25,7 +27,9 @@ from digitizer.services import audit
 from digitizer.services.keys import Actor, create_key
 from digitizer.services.wiring import object_store
 from fixtures.pki import TestPki, start_test_pki
+from storage.asyncdb import AsyncDatabase
 from storage.db import AuditAnchor, AuditEvent, session_scope, utcnow
+from tests.conftest import DB_KIND
 from tests.helpers import client
 
 CLERK = Actor(key_id="k-clerk", name="Lê Văn Tám", role="clerk", office="ubnd-phuong-ba-dinh")
@@ -260,6 +264,45 @@ def test_concurrent_writers_keep_one_chain(settings: Settings) -> None:
         seqs = list(session.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)))
     assert report.ok, report.summary()
     assert seqs == list(range(1, threads * per_thread + 1))
+
+
+@pytest.mark.skipif(DB_KIND != "postgresql", reason="the async read path is PostgreSQL's")
+def test_concurrent_async_reads_are_committed_in_batches_in_one_chain(settings: Settings) -> None:
+    """GIVEN 40 reads recording their events at once on one event loop (group commit)
+    WHEN each call returns THEN its own event is committed, in one unbroken chain, with
+    the seq and hash it was given; a failed batch fails its callers, and the next ones
+    are written."""
+    reads = 40
+
+    async def scenario() -> list[audit.Appended]:
+        db = AsyncDatabase(settings.db.url, size=2)
+        try:
+            appended = await asyncio.gather(
+                *(
+                    audit.record_read_async(
+                        db, CLERK, "portal.documents.list", citizen_id=f"c{n}", detail={"n": n}
+                    )
+                    for n in range(reads)
+                )
+            )
+            # a batch the database refuses (an over-long action) fails its caller only
+            with pytest.raises(psycopg.DataError):
+                await audit.record_read_async(db, CLERK, "x" * 200)
+            appended.append(await audit.record_read_async(db, CLERK, "portal.ecopy.read"))
+            return appended
+        finally:
+            await db.close()
+
+    appended = asyncio.run(scenario())
+    with session_scope(settings.db.url) as session:
+        rows = {e.seq: e for e in session.scalars(select(AuditEvent))}
+        report = audit.verify(session, settings, object_store(settings))
+    assert report.ok, report.summary()
+    assert sorted(rows) == list(range(1, reads + 2))
+    assert sorted(a.seq for a in appended) == sorted(rows)
+    for one in appended:
+        assert rows[one.seq].hash == one.hash and rows[one.seq].action == one.action
+    assert {rows[a.seq].citizen_id for a in appended[:reads]} == {f"c{n}" for n in range(reads)}
 
 
 # -- anchors with the TSA --------------------------------------------------------------------
