@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-from fixtures.stack import tree
+from fixtures.stack import proc_stat, tree
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _proc_cpu(pid: int) -> tuple[str, float] | None:
     """(command name, CPU seconds used so far) of a live process, or None."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    stat = proc_stat(pid)
+    if stat is None:
         return None
-    # comm is in parentheses and may hold spaces; the fields after it are space separated
-    name = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
+    name, fields = stat
     return name, (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -60,6 +56,12 @@ def tree_member(root: int) -> Callable[[int, str], bool]:
 def named(prefix: str) -> Callable[[int, str], bool]:
     """A predicate: does the command name start with ``prefix``."""
     return lambda _pid, name: name.startswith(prefix)
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by processes and all their descendants (now)."""
+    members = {pid for root in roots for pid in tree(root)}
+    return sum(found[1] for pid in members if (found := _proc_cpu(pid)) is not None)
 
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

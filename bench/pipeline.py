@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from rq import Worker
 from sqlalchemy import create_engine as create_db_engine
 from sqlalchemy import func, select, text
 
+from bench.cpu import tree_cpu_seconds
 from bench.memory import PeakSampler
 from digitizer.config import (
     DatabaseSettings,
@@ -121,20 +121,6 @@ def _database(kind: str, work: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) used so far by processes and their descendants."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                times = proc.cpu_times()
-                total += times.user + times.system
-        except psutil.Error:
-            continue
-    return total
 
 
 def _signal_trees(procs: list[subprocess.Popen[bytes]], signum: int) -> None:
@@ -224,7 +210,7 @@ def run_once(
 
             sampler = PeakSampler([w.pid for w in pool])
             sampler.start()
-            cpu_before = _cpu_s([w.pid for w in pool])
+            cpu_before = tree_cpu_seconds([w.pid for w in pool])
             load_before = os.getloadavg()[0]
             _signal_trees(pool, signal.SIGCONT)
 
@@ -238,7 +224,7 @@ def run_once(
                 return done == len(ids)
 
             _wait(settled, "all documents settled", 3600)
-            cpu_used = _cpu_s([w.pid for w in pool]) - cpu_before
+            cpu_used = tree_cpu_seconds([w.pid for w in pool]) - cpu_before
             peaks = sampler.stop()
             load_after = os.getloadavg()[0]
             with session_scope(settings.db.url) as session:

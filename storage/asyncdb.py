@@ -132,7 +132,7 @@ async def _close(conn: Connection) -> None:
         pass
 
 
-def async_database(url: str, size: int = 8) -> AsyncDatabase | None:
+def async_database(url: str, size: int) -> AsyncDatabase | None:
     """The async pool (``size`` connections) for a database URL, or None where there is
     none (SQLite)."""
     return AsyncDatabase(url, size=size) if url.startswith("postgresql") else None

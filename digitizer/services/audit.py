@@ -249,6 +249,16 @@ async def record_read_async(
     return await batcher.append(_event(actor, action, **event))
 
 
+@dataclasses.dataclass
+class _LoopQueue:
+    """Events waiting to be written, and the lock of whoever writes them (one event loop)."""
+
+    pending: list[tuple[dict[str, Any], asyncio.Future[Appended]]] = dataclasses.field(
+        default_factory=list
+    )
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
 class ReadAuditBatcher:
     """Group commit of read events: one transaction (one chain lock, one WAL flush) for
     the events that arrived while the previous batch was being written.
@@ -267,17 +277,16 @@ class ReadAuditBatcher:
         self.db = db
         self.max_batch = max_batch
         # Per event loop (Starlette's TestClient serves from several loops).
-        self._pending: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, list[tuple[dict[str, Any], asyncio.Future[Appended]]]
-        ] = weakref.WeakKeyDictionary()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
 
     async def append(self, event: AuditEvent) -> Appended:
         loop = asyncio.get_running_loop()
-        pending = self._pending.setdefault(loop, [])
-        lock = self._locks.setdefault(loop, asyncio.Lock())
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _LoopQueue()
+        pending, lock = queue.pending, queue.lock
         mine: asyncio.Future[Appended] = loop.create_future()
         pending.append((_append_params(event), mine))
         async with lock:

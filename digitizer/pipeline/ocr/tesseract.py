@@ -162,10 +162,10 @@ class TesseractEngine:
         reader = self._recognizer()
         if reader is None:
             return lines
-        cropped = [(i, j, _word_crop(gray, lines[i], lines[i][j])) for i, j in doubtful]
-        cropped = [(i, j, crop) for i, j, crop in cropped if crop.size]
-        doubtful = [(i, j) for i, j, _ in cropped]
-        crops = [crop for _, _, crop in cropped]
+        # an empty crop (a word at the page's edge) is not re-read
+        cropped = [(at, _word_crop(gray, lines[at[0]], lines[at[0]][at[1]])) for at in doubtful]
+        doubtful = [at for at, crop in cropped if crop.size]
+        crops = [crop for _, crop in cropped if crop.size]
         try:
             results = reader.recognize(crops) if crops else []
         except Exception:  # an improvement only: never lose Tesseract's page over it
