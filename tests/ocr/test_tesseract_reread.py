@@ -63,3 +63,31 @@ def test_page_without_doubt_does_not_load_asternet() -> None:
     words = [Word("Hà", (0, 0, 10, 10), 96.0), Word("Nội", (12, 0, 30, 10), 93.0)]
     assert fresh._reread([words], np.full((20, 40), 255, np.uint8)) == [words]
     assert fresh._reader is None
+
+
+class _Failing:
+    def recognize(self, crops: list[np.ndarray]) -> list[object]:
+        raise RuntimeError("onnxruntime: bad input shape")
+
+
+def test_failing_re_read_keeps_tesseracts_words(engine: tesseract.TesseractEngine) -> None:
+    gray = _line("Họ và tên: Đinh Thị Hằng")
+    words = [Word("Đỉnh", (600, 40, 760, 130), 40.0), Word("Hằng", (900, 40, 1100, 130), 99.0)]
+    saved = engine._reader
+    engine._reader = _Failing()  # type: ignore[assignment]
+    try:
+        assert engine._reread([words], gray) == [words]
+    finally:
+        engine._reader = saved
+
+
+def test_word_outside_the_image_is_not_re_read(engine: tesseract.TesseractEngine) -> None:
+    gray = _line("Họ và tên: Đinh Thị Hằng")
+    words = _words(engine, gray)
+    name = [w.text for w in words].index("Đinh")
+    words[name] = Word("Đỉnh", words[name].bbox, 40.0)
+    # a doubted word whose box lies past the page's right edge: an empty crop
+    off_page = Word("x", (5000, 40, 5100, 130), 10.0)
+    fixed = engine._reread([[*words, off_page]], gray)[0]
+    assert fixed[name].text == "Đinh"
+    assert fixed[-1] == off_page
