@@ -88,6 +88,10 @@ class WorkerSettings(BaseModel):
     retry_intervals: list[int] = Field(default_factory=lambda: [5, 30, 120])
     #: Runs of one document in all (retries, crashes, sweeps) before it is failed.
     max_attempts: int = 5
+    #: How long a run that met an unreachable object store or database waits for it to
+    #: answer again before it gives up its try: an outage longer than the retry schedule
+    #: then costs one try, not all of them.
+    outage_wait_seconds: float = 60.0
     #: How often a busy worker proves it is alive, and when silence means dead.
     heartbeat_seconds: float = 10.0
     stale_after_seconds: float = 60.0

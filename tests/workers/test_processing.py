@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import unicodedata
 
 import httpx
@@ -197,6 +198,59 @@ def test_transient_errors_past_the_retries_leave_failed_with_reason(settings: Se
     assert "ObjectStoreUnavailableError" in (final.error or "")
     assert final.attempts == settings.worker.max_retries + 1
     assert object_store(settings).exists(original_key(final.sha256))
+
+
+class _OutageStore(ObjectStore):
+    """The real S3 store, unreachable (reads and pings) until ``until`` (monotonic)."""
+
+    def __init__(self, real: ObjectStore, until: float) -> None:
+        super().__init__(real.config)
+        self.until = until
+        self.pings = 0
+
+    def _down(self) -> bool:
+        return time.monotonic() < self.until
+
+    def get_bytes(self, key: str) -> bytes:
+        if self._down():
+            raise ObjectStoreUnavailableError("simulated outage")
+        return super().get_bytes(key)
+
+    def ping(self) -> bool:
+        self.pings += 1
+        return not self._down() and super().ping()
+
+
+def test_outage_longer_than_the_retries_costs_one_try(settings: Settings) -> None:
+    """GIVEN S3 down for longer than the whole retry schedule (here 0 + 0 + 0 s) WHEN a
+    document meets it THEN its run waits for S3 to answer and the retry completes it."""
+    api = client(settings)
+    doc = _upload(api, "a.png", samples.png())
+    service = jobs.warm_up(settings)
+    outage = _OutageStore(service.store, until=time.monotonic() + 2.0)
+    service.store = service.pipeline.store = outage
+    drain(settings)
+    final = _state(settings, doc["id"])
+    assert final.state == "ready"
+    assert final.attempts == 2
+    assert outage.pings >= 2  # it asked until S3 answered
+
+
+def test_outage_past_the_wait_still_fails_with_reason(settings: Settings) -> None:
+    """GIVEN S3 down for longer than the outage wait WHEN a document meets it THEN every
+    try waits, gives up, and the document is failed with the reason (never stuck)."""
+    settings.worker.outage_wait_seconds = 0.3
+    api = client(settings)
+    doc = _upload(api, "a.png", samples.png())
+    service = jobs.warm_up(settings)
+    service.store = service.pipeline.store = _OutageStore(service.store, until=1e18)
+    began = time.monotonic()
+    drain(settings)
+    final = _state(settings, doc["id"])
+    assert final.state == "failed"
+    assert "ObjectStoreUnavailableError" in (final.error or "")
+    assert final.attempts == settings.worker.max_retries + 1
+    assert time.monotonic() - began >= 0.3 * final.attempts
 
 
 def test_engine_loads_once_per_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
