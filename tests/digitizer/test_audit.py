@@ -280,7 +280,11 @@ def test_concurrent_async_reads_are_committed_in_batches_in_one_chain(settings: 
             appended = await asyncio.gather(
                 *(
                     audit.record_read_async(
-                        db, CLERK, "portal.documents.list", citizen_id=f"c{n}", detail={"n": n}
+                        db,
+                        CLERK,
+                        "portal.documents.list",
+                        citizen_id=f"c{n}",
+                        detail={"n": n, "lý do": 'Xác minh hồ sơ "một cửa"'},
                     )
                     for n in range(reads)
                 )
@@ -303,6 +307,7 @@ def test_concurrent_async_reads_are_committed_in_batches_in_one_chain(settings: 
     for one in appended:
         assert rows[one.seq].hash == one.hash and rows[one.seq].action == one.action
     assert {rows[a.seq].citizen_id for a in appended[:reads]} == {f"c{n}" for n in range(reads)}
+    assert rows[appended[7].seq].detail == {"n": 7, "lý do": 'Xác minh hồ sơ "một cửa"'}
 
 
 # -- anchors with the TSA --------------------------------------------------------------------
