@@ -319,8 +319,9 @@ _batchers: weakref.WeakKeyDictionary[AsyncDatabase, ReadAuditBatcher] = weakref.
 async def _append_many(conn: Any, batch: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """Append events in order with one statement (one lock, one head lookup, one INSERT)."""
     columns = {name: [params[name] for params in batch] for name in _APPEND_ARGS}
-    async with conn.transaction():
-        rows = await (await conn.execute(_APPEND_MANY_PSYCOPG, columns)).fetchall()
+    # One statement on an autocommit connection: its own transaction, no BEGIN / COMMIT
+    # round trips.
+    rows = await (await conn.execute(_APPEND_MANY_PSYCOPG, columns)).fetchall()
     return [(int(row["new_seq"]), str(row["new_hash"])) for row in rows]
 
 

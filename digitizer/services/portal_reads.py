@@ -4,7 +4,8 @@ The portal's list and fetch calls are the vault's hottest path (every portal pol
 citizen it serves). Two implementations of one interface:
 
 * :class:`PgPortalReads`: PostgreSQL over the API's async pool, on the event loop (no
-  thread hop, no ORM objects), the audit event appended in one autocommit statement;
+  thread hop, no ORM objects), one statement per read (grants and e-copies together),
+  the audit event group-committed with other reads' (``audit.ReadAuditBatcher``);
 * :class:`SessionPortalReads`: any database through SQLAlchemy sessions in the thread pool
   (SQLite, the embedded stack), with the same functions the rest of the service uses
   (``consent.active_grants``, ``vault.current_listing``, ``audit.record_read``).
@@ -18,6 +19,7 @@ yet, newest first (``vault.CURRENT_STATUSES``).
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -80,17 +82,38 @@ class PortalReads(Protocol):
 
 
 # -- PostgreSQL, async --------------------------------------------------------------------
-_GRANTS = (
-    "SELECT id, purpose, doc_types FROM consent_grants "
-    "WHERE citizen_id = %s AND client_id = %s AND revoked_at IS NULL AND expires_at > %s "
-    "ORDER BY created_at DESC, id"
+# Each read is one statement (one round trip, one snapshot): the client's active grants
+# from the citizen (as JSON text, parsed once) on every row, joined to what they open.
+_GRANTS_CTE = (
+    "WITH g AS MATERIALIZED (SELECT id, purpose, doc_types, created_at FROM consent_grants "
+    "WHERE citizen_id = %(citizen)s AND client_id = %(client)s AND revoked_at IS NULL "
+    "AND expires_at > %(now)s) "
+    "SELECT (SELECT json_agg(json_build_object('id', g.id, 'purpose', g.purpose, "
+    "'doc_types', g.doc_types) ORDER BY g.created_at DESC, g.id)::text FROM g) AS grants, e.* "
+    "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
 )
 _LISTING = (
-    f"SELECT {', '.join(_LISTED_NAMES)} FROM ecopies "
-    "WHERE citizen_id = %s AND status = ANY(%s) AND superseded_by IS NULL "
-    "AND doc_type = ANY(%s) ORDER BY issued_at DESC, id"
+    _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES)} FROM ecopies "
+    "WHERE citizen_id = %(citizen)s AND status = ANY(%(statuses)s) AND superseded_by IS NULL "
+    "AND doc_type IN (SELECT json_array_elements_text(g.doc_types) FROM g)) AS e ON true "
+    "ORDER BY e.issued_at DESC, e.id"
 )
-_ONE = f"SELECT {', '.join(_LISTED_NAMES + _DETAIL)} FROM ecopies WHERE id = %s"
+_ONE = (
+    _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES + _DETAIL)} FROM ecopies "
+    "WHERE id = %(ecopy)s AND EXISTS (SELECT 1 FROM g)) AS e ON true"
+)
+
+
+def _split(rows: list[dict[str, Any]]) -> tuple[list[Grant], list[EcopyView]]:
+    """Grants and e-copies out of the rows of :data:`_LISTING` or :data:`_ONE`."""
+    grants_json = rows[0]["grants"] if rows else None
+    grants = [Grant(**g) for g in json.loads(grants_json)] if grants_json else []
+    views = []
+    for row in rows:
+        if row["id"] is not None:
+            del row["grants"]
+            views.append(EcopyView(**row))
+    return grants, views
 
 
 class PgPortalReads:
@@ -99,26 +122,22 @@ class PgPortalReads:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
 
-    async def _grants(self, citizen_ref: str, client_id: str) -> list[Grant]:
-        rows = await self.db.fetch_all(_GRANTS, (citizen_ref, client_id, utcnow()))
-        return [Grant(**row) for row in rows]
-
     async def listing(self, citizen_ref: str, client_id: str) -> tuple[list[Grant], list[Any]]:
-        grants = await self._grants(citizen_ref, client_id)
-        types = sorted(consent.granted_types(grants))
-        if not types:
-            return grants, []
-        rows = await self.db.fetch_all(_LISTING, (citizen_ref, list(vault.CURRENT_STATUSES), types))
-        return grants, [EcopyView(**row) for row in rows]
+        params = {
+            "citizen": citizen_ref,
+            "client": client_id,
+            "now": utcnow(),
+            "statuses": list(vault.CURRENT_STATUSES),
+        }
+        grants, views = _split(await self.db.fetch_all(_LISTING, params))
+        return grants, views if grants else []
 
     async def one(
         self, citizen_ref: str, client_id: str, ecopy_id: str
     ) -> tuple[list[Grant], EcopyView | None]:
-        grants = await self._grants(citizen_ref, client_id)
-        if not grants:
-            return grants, None
-        row = await self.db.fetch_one(_ONE, (ecopy_id,))
-        return grants, EcopyView(**row) if row is not None else None
+        params = {"citizen": citizen_ref, "client": client_id, "now": utcnow(), "ecopy": ecopy_id}
+        grants, views = _split(await self.db.fetch_all(_ONE, params))
+        return grants, views[0] if grants and views else None
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         await audit.record_read_async(self.db, actor, action, **event)
