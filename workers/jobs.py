@@ -32,7 +32,8 @@ def _engine(settings: Settings) -> OcrEngine:
 
 
 def warm_up(settings: Settings | None = None) -> ProcessingService:
-    """The processing service of this process, built once (loads the OCR model once).
+    """The processing service of this process, built once (loads the OCR model and the
+    document-type classifier once, before the first job).
 
     Passing other settings (tests, a reconfigured worker) rebuilds the service but
     reuses an engine already loaded for the same OCR settings.
@@ -44,6 +45,7 @@ def warm_up(settings: Settings | None = None) -> ProcessingService:
         # and an import in progress at fork time would deadlock the horse.
         get_engine(settings.db.url)
         _service = ProcessingService(settings, object_store(settings), _engine(settings))
+        _service.load_models()
     return _service
 
 

@@ -335,15 +335,17 @@ def load_model(path: Path) -> Model:
         ModelError: no model there, or its file does not match its recorded hash.
         ModelVersionError: trained with another major scikit-learn version (retrain it).
     """
-    import joblib
-    import sklearn
-
     path = Path(path)
     if (path / CURRENT_FILE).is_file() and not (path / META_FILE).is_file():
         path = path / (path / CURRENT_FILE).read_text().strip()
     meta_path, model_path = path / META_FILE, path / MODEL_FILE
     if not meta_path.is_file() or not model_path.is_file():
         raise ModelError(f"no classifier model in {path}")
+    # Imported only when there is a model to load: scikit-learn takes ~2 s of CPU to
+    # import, which a worker without a model would otherwise pay on its first document.
+    import joblib
+    import sklearn
+
     meta = json.loads(meta_path.read_text())
     trained_with = str(meta.get("sklearn_version", "unknown"))
     if _major(trained_with) != _major(sklearn.__version__):

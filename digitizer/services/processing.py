@@ -100,6 +100,10 @@ class ProcessingService:
     def _model_root(self) -> Path:
         return self.settings.model_dir or Path(self.settings.embedded.home) / "models"
 
+    def load_models(self) -> None:
+        """Load the classifier now (worker start-up) rather than on the first document."""
+        self._classifier_or_none()
+
     def _classifier_or_none(self) -> Classifier | None:
         """The document-type classifier; None when no model is trained.
 

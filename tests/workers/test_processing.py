@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import time
 import unicodedata
+from pathlib import Path
 
 import httpx
 import pymupdf
@@ -307,3 +310,30 @@ def test_documents_are_classified_when_a_model_is_trained(
     assert stored.state in {"ready", "needs_review"}
     if stored.results["review"]:
         assert stored.state == "needs_review"
+
+
+def test_worker_loads_the_classifier_before_its_first_job(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """GIVEN a trained model WHEN a worker warms up THEN the classifier is loaded then,
+    not during the first document (scikit-learn alone takes seconds to import)."""
+    from digitizer.pipeline.training import train_default
+
+    root = tmp_path_factory.mktemp("models")
+    train_default(root, per_type=6)
+    service = jobs.warm_up(settings.model_copy(update={"model_dir": root}))
+    assert service._classifier not in (None, False)
+
+
+def test_no_model_means_no_scikit_learn_import(tmp_path: Path) -> None:
+    """A worker without a trained model does not pay scikit-learn's import."""
+    code = (
+        "import sys\n"
+        "from digitizer.pipeline.training import ModelError, load_model\n"
+        "try:\n    load_model(sys.argv[1])\nexcept ModelError:\n    pass\n"
+        "print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
