@@ -79,9 +79,11 @@ def iter_pages(
                 continue
             img.seek(index)
             raw = img.copy()
-            frame = ImageOps.exif_transpose(raw) or raw
+            rotated = _rotated(raw)
+            # exif_transpose copies the image even when there is nothing to turn.
+            frame = (ImageOps.exif_transpose(raw) or raw) if rotated else raw
             page = _normalise_image(frame, img.info.get("dpi"))
-            page.exif_upright = (frame.size == raw.size and frame is raw) or not _rotated(raw)
+            page.exif_upright = not rotated
             yield page
 
 
