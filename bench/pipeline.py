@@ -21,7 +21,7 @@ seconds) says the same with less noise from other load; speed-up = pages/min wit
 workers / pages/min with 1 (target >= 1.8 on 2 cores). Tesseract runs one thread per
 worker (``OMP_THREAD_LIMIT=1``).
 
-    python -m bench.pipeline --pages 30 [--workers 1,2] [--mode supervised] [--degraded]
+    python -m bench.pipeline --pages 40 [--workers 1,2] [--mode supervised] [--degraded]
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pages", type=int, default=30)
+    parser.add_argument("--pages", type=int, default=40)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--mode", choices=["supervised", "fork", "inline"], default="supervised")
     parser.add_argument("--degraded", action="store_true", help="scan-degraded pages")
