@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 PERMUTATIONS = 64
 SHINGLE = 5
 _MASK = (1 << 61) - 1  # Mersenne prime for the universal hash family
@@ -29,6 +31,30 @@ _COEFFS = [
     )
     for i in range(PERMUTATIONS)
 ]
+_A = np.array([a for a, _ in _COEFFS], dtype=np.uint64)[:, None]
+_B = np.array([b for _, b in _COEFFS], dtype=np.uint64)[:, None]
+_M = np.uint64(_MASK)
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+def _mod_m(x: np.ndarray) -> np.ndarray:
+    """``x mod (2**61 - 1)`` for values below 2**64 (2**61 = 1 mod M)."""
+    x = (x >> np.uint64(61)) + (x & _M)
+    return np.where(x >= _M, x - _M, x)
+
+
+def _universal_hashes(hashed: np.ndarray) -> np.ndarray:
+    """``(a * h + b) mod (2**61 - 1)`` for every coefficient pair (rows) and 64-bit value
+    (columns), exactly, in 64-bit arithmetic: ``h`` reduced first, then the product from
+    32-bit halves (``2**64 = 8``, ``2**61 = 1`` mod M), no term above 2**63."""
+    r = _mod_m(hashed)[None, :]
+    a1, a0 = _A >> np.uint64(32), _A & _LOW32
+    r1, r0 = r >> np.uint64(32), r & _LOW32
+    high = np.uint64(8) * (a1 * r1)  # a1 * r1 * 2**64: below 2**61
+    mid = a1 * r0 + a0 * r1  # below 2**62; times 2**32:
+    mid = (mid >> np.uint64(29)) + ((mid & np.uint64((1 << 29) - 1)) << np.uint64(32))
+    low = _mod_m(a0 * r0)  # below 2**64 before reduction
+    return _mod_m(_mod_m(high + mid + low) + _B)
 
 
 @dataclass(frozen=True)
@@ -56,10 +82,16 @@ def fingerprint(text: str) -> Fingerprint | None:
     if len(norm) < 50:
         return None
     shingles = {norm[i : i + SHINGLE] for i in range(len(norm) - SHINGLE + 1)}
-    hashed = [
-        int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big") for s in shingles
-    ]
-    signature = tuple(min((a * h + b) % _MASK for h in hashed) for a, b in _COEFFS)
+    hashed = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
+            for s in shingles
+        ),
+        dtype=np.uint64,
+        count=len(shingles),
+    )
+    # The MinHash: per coefficient pair, the least (a * h + b) mod M over the shingles.
+    signature = tuple(int(v) for v in _universal_hashes(hashed).min(axis=1))
     return Fingerprint(signature, frozenset(_NUMBER.findall(norm)))
 
 
