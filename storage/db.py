@@ -460,6 +460,16 @@ def get_engine(url: str, echo: bool = False) -> Engine:
     return new_engine(url, echo=echo)
 
 
+def ping(url: str) -> None:
+    """Ask the database for ``SELECT 1`` (readiness, waiting out an outage).
+
+    Raises:
+        sqlalchemy.exc.OperationalError: (or another driver error) it does not answer.
+    """
+    with get_engine(url).connect() as conn:
+        conn.execute(sql_text("SELECT 1"))
+
+
 def new_engine(
     url: str,
     *,

@@ -129,15 +129,14 @@ class PgPortalReads:
             "now": utcnow(),
             "statuses": list(vault.CURRENT_STATUSES),
         }
-        grants, views = _split(await self.db.fetch_all(_LISTING, params))
-        return grants, views if grants else []
+        return _split(await self.db.fetch_all(_LISTING, params))  # no grant, no rows
 
     async def one(
         self, citizen_ref: str, client_id: str, ecopy_id: str
     ) -> tuple[list[Grant], EcopyView | None]:
         params = {"citizen": citizen_ref, "client": client_id, "now": utcnow(), "ecopy": ecopy_id}
-        grants, views = _split(await self.db.fetch_all(_ONE, params))
-        return grants, views[0] if grants and views else None
+        grants, views = _split(await self.db.fetch_all(_ONE, params))  # no grant, no row
+        return grants, views[0] if views else None
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         await audit.record_read_async(self.db, actor, action, **event)

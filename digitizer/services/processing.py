@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,7 @@ from storage.db import (
     BatchItem,
     Document,
     DocumentState,
+    ping,
     session_scope,
     utcnow,
 )
@@ -196,13 +197,7 @@ class ProcessingService:
             )
         except TRANSIENT_ERRORS as exc:
             self._note(document_id, f"temporarily unavailable, will retry: {type(exc).__name__}")
-            # Leave a margin before the job's hard limit for the failure to be recorded.
-            margin = min(30.0, self.settings.worker.job_timeout / 4)
-            deadline = min(
-                time.monotonic() + self.settings.worker.outage_wait_seconds,
-                began + self.settings.worker.job_timeout - margin,
-            )
-            self._await_recovery(exc, deadline)
+            self._await_recovery(exc, began)
             raise
         except Exception as exc:  # a bug or an input the libraries choke on
             log.exception("document %s failed in the pipeline", document_id)
@@ -335,35 +330,38 @@ class ProcessingService:
             record_failure(doc, reason)
             return self._fail(session, doc, reason)
 
-    def _await_recovery(self, exc: BaseException, deadline: float) -> bool:
-        """Wait (until ``deadline``, monotonic) for the service that failed to answer again.
+    def _await_recovery(self, exc: BaseException, began: float) -> None:
+        """Wait for the service that failed to answer again, at most ``outage_wait_seconds``
+        and never past the job's time limit (less a margin to record the failure) counted
+        from ``began`` (monotonic).
 
         The queue retries a transient failure a few times on a fixed schedule; an outage
         longer than that schedule would otherwise fail documents that only had to wait.
         Waiting here, while the heartbeat goes on, keeps each outage to one spent try.
-        Returns whether the service answered.
         """
+        worker = self.settings.worker
+        deadline = min(
+            time.monotonic() + worker.outage_wait_seconds,
+            began + worker.job_timeout - min(30.0, worker.job_timeout / 4),
+        )
         probe: Callable[[], bool] = (
             self.store.ping if isinstance(exc, ObjectStoreUnavailableError) else self._db_answers
         )
         delay = 0.25
-        while True:
-            if probe():
-                return True
+        while not probe():
             left = deadline - time.monotonic()
             if left <= 0:
                 log.warning("%s still unavailable; giving up this try", type(exc).__name__)
-                return False
+                return
             time.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 
     def _db_answers(self) -> bool:
         try:
-            with session_scope(self.db_url) as session:
-                session.execute(text("SELECT 1"))
-            return True
+            ping(self.db_url)
         except OperationalError:
             return False
+        return True
 
     def _note(self, document_id: str, message: str) -> None:
         try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from digitizer.api.deps import SettingsDep, StoreDep
 from digitizer.errors import PROBLEM_TYPES, NotFoundError
 from digitizer.models import Health
-from storage.db import get_engine
+from storage.db import ping
 from workers.queues import get_redis
 
 router = APIRouter(tags=["health"])
@@ -26,8 +25,7 @@ def readyz(settings: SettingsDep, store: StoreDep) -> JSONResponse:
     """Readiness: database, object store and queue reachable."""
     checks: dict[str, str] = {}
     try:
-        with get_engine(settings.db.url).connect() as conn:
-            conn.execute(text("SELECT 1"))
+        ping(settings.db.url)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
