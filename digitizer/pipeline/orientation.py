@@ -19,7 +19,7 @@ import tesserocr
 from PIL import Image
 
 from digitizer.pipeline.ocr import OcrPage
-from digitizer.pipeline.ocr.tesseract import find_tessdata
+from digitizer.pipeline.ocr.tesseract import find_tessdata, set_image
 
 #: A page whose OCR confidence is under this (with ink on it) is checked for rotation.
 SUSPECT_CONFIDENCE = 60.0
@@ -74,7 +74,7 @@ class OrientationDetector:
                 self._api = tesserocr.PyTessBaseAPI(
                     path=str(path), lang="osd", psm=tesserocr.PSM.OSD_ONLY
                 )
-            self._api.SetImage(gray)
+            pixels = set_image(self._api, gray)
             self._api.SetSourceResolution(max(70, int(dpi * scale)))
             try:
                 result = self._api.DetectOrientationScript()
@@ -82,6 +82,7 @@ class OrientationDetector:
                 result = None
             finally:
                 self._api.Clear()
+                del pixels
         if not result:
             return Orientation(0, 0.0)
         degrees = int(result["orient_deg"]) % 360

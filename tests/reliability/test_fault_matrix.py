@@ -233,7 +233,8 @@ def check(stack: PrivateStack, tally: Tally, done: set[str] = DONE) -> None:
     assert tally.lost == 0
     assert tally.duplicates == 0
     assert tally.stuck == 0
-    assert tally.failed == 0, tally.extra.get("failures")
+    # The workers' log tail carries the traceback of an unexpected failure.
+    assert tally.failed == 0, (tally.extra.get("failures"), stack.tail("workers.log", 80))
     assert tally.completed == tally.accepted + tally.refused_but_stored
     assert tally.accepted >= BATCH
 

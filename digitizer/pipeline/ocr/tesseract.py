@@ -60,6 +60,23 @@ _CANDIDATES = (
 )
 
 
+def set_image(api: tesserocr.PyTessBaseAPI, gray: Image.Image) -> bytes:
+    """Give ``api`` a greyscale page as raw pixels; returns the buffer, which the caller
+    keeps until recognition is over.
+
+    ``api.SetImage(image)`` would ``save`` the image as BMP, and ``Image.save`` keeps its
+    encoder options on the image object itself: a page image that another thread is
+    saving meanwhile (the pipeline encodes the searchable PDF's JPEG beside the OCR)
+    hands one encoder the other's options ("function takes at most 4 arguments (18
+    given)"). Raw bytes only read the pixels, and skip a BMP round trip.
+    """
+    if gray.mode != "L":
+        raise ValueError(f"expected a greyscale (L) image, got {gray.mode}")
+    pixels = gray.tobytes()
+    api.SetImageBytes(pixels, gray.width, gray.height, 1, gray.width)
+    return pixels
+
+
 def find_tessdata(lang: str, configured: str | None = None) -> Path:
     """The tessdata folder that holds ``{lang}.traineddata`` for every language of ``lang``."""
     candidates = [configured] if configured else []
@@ -113,7 +130,7 @@ class TesseractEngine:
         word_level = tesserocr.RIL.WORD
         with self._lock:
             api = self._api
-            api.SetImage(gray)
+            pixels = set_image(api, gray)
             api.SetSourceResolution(dpi)
             api.Recognize()
             iterator = api.GetIterator()
@@ -130,6 +147,7 @@ class TesseractEngine:
                     if text and box is not None and not _speck(text, confidence):
                         lines[-1].append(Word(text, tuple(box), confidence))
             api.Clear()
+            del pixels
             lines = self._reread([line for line in lines if line], np.asarray(gray))
         for segment in reading_order(lines):
             page.lines.append(
