@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +19,8 @@ from digitizer.services.keys import Actor, authenticate, authenticate_async, req
 from storage.asyncdb import UNAVAILABLE, AsyncDatabase
 from storage.db import get_sessionmaker, session_scope
 from storage.objects import ObjectStore
+
+T = TypeVar("T")
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -63,19 +66,36 @@ async def get_intake(request: Request) -> IntakeService:
 IntakeDep = Annotated[IntakeService, Depends(get_intake)]
 
 
-async def get_actor(
+@dataclass(frozen=True, slots=True)
+class PresentedKey:
+    """The key a request presents (X-API-Key, or Authorization: Bearer), not yet checked,
+    and the rate-limit buckets a failed check counts against."""
+
+    key: str | None
+    buckets: list[str]
+    limiter: FailedAuthLimiter | None
+
+    async def check(self, work: Awaitable[T]) -> T:
+        """Await ``work``, which authenticates :attr:`key`: a failed authentication counts
+        against the limiter, an unreachable database is a 503."""
+        try:
+            return await work
+        except NotAuthenticatedError:
+            if self.limiter is not None:
+                self.limiter.failed(self.buckets)
+            raise
+        except (OperationalError, *UNAVAILABLE) as exc:
+            raise ServiceUnavailableError("the database is unavailable; try again") from exc
+
+
+async def get_presented_key(
     request: Request,
-    settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(description="Personal or client API key")] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Actor:
-    """The authenticated caller (X-API-Key header, or Authorization: Bearer).
-
-    Repeated failures from one client address, or for one key prefix, are refused
-    with 429 for a while (``ratelimit``), before the database is asked. On PostgreSQL
-    the key is looked up over the async pool (no thread hop); on SQLite in a session of
-    its own in the thread pool.
-    """
+) -> PresentedKey:
+    """The presented key; repeated failures from one client address, or for one key
+    prefix, are refused with 429 for a while (``ratelimit``), before the database is
+    asked."""
     key = x_api_key
     if key is None and authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()
@@ -85,17 +105,22 @@ async def get_actor(
         raise TooManyFailedAuthError(
             "too many failed authentication attempts; try again later", retry_after=wait
         )
+    return PresentedKey(key, buckets, limiter)
+
+
+async def get_actor(
+    request: Request,
+    settings: SettingsDep,
+    presented: Annotated[PresentedKey, Depends(get_presented_key)],
+) -> Actor:
+    """The authenticated caller. On PostgreSQL the key is looked up over the async pool
+    (no thread hop); on SQLite in a session of its own in the thread pool."""
     db: AsyncDatabase | None = getattr(request.app.state, "async_db", None)
-    try:
-        if db is not None:
-            return await authenticate_async(db, key)
-        return await run_in_threadpool(_authenticate_in_session, settings.db.url, key)
-    except NotAuthenticatedError:
-        if limiter is not None:
-            limiter.failed(buckets)
-        raise
-    except (OperationalError, *UNAVAILABLE) as exc:
-        raise ServiceUnavailableError("the database is unavailable; try again") from exc
+    if db is not None:
+        return await presented.check(authenticate_async(db, presented.key))
+    return await presented.check(
+        run_in_threadpool(_authenticate_in_session, settings.db.url, presented.key)
+    )
 
 
 def _authenticate_in_session(url: str, key: str | None) -> Actor:
@@ -110,6 +135,22 @@ def requires(*roles: str) -> Callable[..., Awaitable[Actor]]:
     async def dependency(actor: Annotated[Actor, Depends(get_actor)]) -> Actor:
         require_role(actor, roles)
         return actor
+
+    dependency.roles = roles  # type: ignore[attr-defined]  # read by the authorization tests
+    return dependency
+
+
+def key_for(*roles: str) -> Callable[..., Awaitable[PresentedKey]]:
+    """A dependency for routes that check the key themselves, in the same database round
+    trip as their read (the portal's polling reads): it only declares ``roles`` (for the
+    authorization tests) and applies the failed-attempt limit; the route must
+    authenticate with :meth:`PresentedKey.check` and call ``require_role`` with the same
+    roles before it answers."""
+
+    async def dependency(
+        presented: Annotated[PresentedKey, Depends(get_presented_key)],
+    ) -> PresentedKey:
+        return presented
 
     dependency.roles = roles  # type: ignore[attr-defined]  # read by the authorization tests
     return dependency

@@ -39,7 +39,8 @@ class Actor:
     office: str | None
 
 
-def _hash(key: str) -> str:
+def key_digest(key: str) -> str:
+    """What is stored of a key (``api_keys.key_hash``)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -63,7 +64,7 @@ def create_key(
         role=role,
         office=office,
         prefix=prefix,
-        key_hash=_hash(key),
+        key_hash=key_digest(key),
         expires_at=expires_at,
     )
     session.add(row)
@@ -100,7 +101,7 @@ def check_key(key: str, row: Any | None, now: datetime) -> Actor:
     def get(name: str) -> Any:
         return row[name] if isinstance(row, dict) else getattr(row, name)
 
-    if row is None or not hmac.compare_digest(get("key_hash"), _hash(key)):
+    if row is None or not hmac.compare_digest(get("key_hash"), key_digest(key)):
         raise NotAuthenticatedError(_FAILURE)
     expires = get("expires_at")
     if get("revoked_at") is not None or (expires is not None and expires <= now):
@@ -132,17 +133,30 @@ def authenticate(session: Session, key: str | None) -> Actor:
     return actor
 
 
-_KEY_ROW = (
-    "SELECT id, name, role, office, key_hash, revoked_at, expires_at, last_used_at "
-    "FROM api_keys WHERE prefix = %s"
+#: The columns of a key's row that :func:`check_key` and :func:`admit_async` read.
+KEY_COLUMNS = (
+    "id",
+    "name",
+    "role",
+    "office",
+    "key_hash",
+    "revoked_at",
+    "expires_at",
+    "last_used_at",
 )
+_KEY_ROW = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE prefix = %s"
 
 
 async def authenticate_async(db: AsyncDatabase, key: str | None) -> Actor:
     """:func:`authenticate` over the API's async pool (no thread, no ORM)."""
     prefix = key_prefix(key)
     assert key is not None
-    row = await db.fetch_one(_KEY_ROW, (prefix,))
+    return await admit_async(db, key, await db.fetch_one(_KEY_ROW, (prefix,)))
+
+
+async def admit_async(db: AsyncDatabase, key: str, row: dict[str, Any] | None) -> Actor:
+    """The actor of a key's row (:data:`_KEY_ROW`'s columns) read over the async pool,
+    after :func:`check_key`; its use is noted (coarsely, :func:`stale_use`)."""
     now = utcnow()
     actor = check_key(key, row, now)
     assert row is not None

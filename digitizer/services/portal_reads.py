@@ -10,6 +10,12 @@ citizen it serves). Two implementations of one interface:
   (SQLite, the embedded stack), with the same functions the rest of the service uses
   (``consent.active_grants``, ``vault.current_listing``, ``audit.record_read``).
 
+Each read authenticates the client's key itself: on PostgreSQL the key's row comes in the
+same statement as the data (one round trip per read instead of two; the grants are read
+only for a key whose digest matches and that is neither revoked nor expired, and the row
+is checked again in Python by ``keys.admit_async``, as every other key is). The caller
+checks the role before it answers.
+
 The rules are the same in both (and tested on both): a client's grants from a citizen
 are those neither revoked nor expired, newest first; the listing shows the citizen's
 e-copies of the granted types that are valid, or revoked with nothing replacing them
@@ -27,7 +33,14 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from digitizer.services import audit, consent, vault
-from digitizer.services.keys import Actor
+from digitizer.services.keys import (
+    KEY_COLUMNS,
+    Actor,
+    admit_async,
+    authenticate,
+    key_digest,
+    key_prefix,
+)
 from storage.asyncdb import AsyncDatabase
 from storage.db import ECopy, session_scope, utcnow
 
@@ -67,30 +80,38 @@ _LISTED_NAMES = tuple(column.key for column in vault.LISTED)
 
 
 class PortalReads(Protocol):
-    async def listing(self, citizen_ref: str, client_id: str) -> tuple[list[Grant], list[Any]]:
-        """The client's active grants from the citizen, and the citizen's current e-copies
-        of the granted types (none without a grant)."""
+    async def listing(
+        self, key: str | None, citizen_ref: str
+    ) -> tuple[Actor, list[Grant], list[Any]]:
+        """The key's actor (NotAuthenticatedError otherwise), its active grants from the
+        citizen, and the citizen's current e-copies of the granted types (none without a
+        grant)."""
 
     async def one(
-        self, citizen_ref: str, client_id: str, ecopy_id: str
-    ) -> tuple[list[Grant], EcopyView | None]:
-        """The client's active grants from the citizen, and an e-copy by id (whoever
-        owns it: the caller checks)."""
+        self, key: str | None, citizen_ref: str, ecopy_id: str
+    ) -> tuple[Actor, list[Grant], EcopyView | None]:
+        """The key's actor (NotAuthenticatedError otherwise), its active grants from the
+        citizen, and an e-copy by id (whoever owns it: the caller checks)."""
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         """Append the read's audit event, committed before this returns."""
 
 
 # -- PostgreSQL, async --------------------------------------------------------------------
-# Each read is one statement (one round trip, one snapshot): the client's active grants
-# from the citizen (as JSON text, parsed once) on every row, joined to what they open.
+# Each read is one statement (one round trip, one snapshot): the key's row, the client's
+# active grants from the citizen (as JSON text, parsed once) on every row, joined to what
+# they open. ``(SELECT 1) LEFT JOIN`` makes one row even for an unknown key.
+_KEY_SELECT = ", ".join(f"k.{name} AS key_{name}" for name in KEY_COLUMNS)
 _GRANTS_CTE = (
-    "WITH g AS MATERIALIZED (SELECT id, purpose, doc_types, created_at FROM consent_grants "
-    "WHERE citizen_id = %(citizen)s AND client_id = %(client)s AND revoked_at IS NULL "
-    "AND expires_at > %(now)s) "
-    "SELECT (SELECT json_agg(json_build_object('id', g.id, 'purpose', g.purpose, "
-    "'doc_types', g.doc_types) ORDER BY g.created_at DESC, g.id)::text FROM g) AS grants, e.* "
-    "FROM (SELECT 1) AS one LEFT JOIN LATERAL "
+    f"WITH k AS MATERIALIZED (SELECT {', '.join(KEY_COLUMNS)} FROM api_keys "
+    "WHERE prefix = %(prefix)s), "
+    "g AS MATERIALIZED (SELECT id, purpose, doc_types, created_at FROM consent_grants "
+    "WHERE citizen_id = %(citizen)s AND client_id = (SELECT id FROM k WHERE key_hash = "
+    "%(digest)s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s)) "
+    "AND revoked_at IS NULL AND expires_at > %(now)s) "
+    f"SELECT {_KEY_SELECT}, (SELECT json_agg(json_build_object('id', g.id, 'purpose', "
+    "g.purpose, 'doc_types', g.doc_types) ORDER BY g.created_at DESC, g.id)::text FROM g) "
+    "AS grants, e.* FROM (SELECT 1) AS one LEFT JOIN k ON true LEFT JOIN LATERAL "
 )
 _LISTING = (
     _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES)} FROM ecopies "
@@ -104,16 +125,20 @@ _ONE = (
 )
 
 
-def _split(rows: list[dict[str, Any]]) -> tuple[list[Grant], list[EcopyView]]:
-    """Grants and e-copies out of the rows of :data:`_LISTING` or :data:`_ONE`."""
-    grants_json = rows[0]["grants"] if rows else None
-    grants = [Grant(**g) for g in json.loads(grants_json)] if grants_json else []
-    views = []
-    for row in rows:
-        if row["id"] is not None:
-            del row["grants"]
-            views.append(EcopyView(**row))
-    return grants, views
+def _split(
+    rows: list[dict[str, Any]], names: tuple[str, ...]
+) -> tuple[dict[str, Any] | None, list[Grant], list[EcopyView]]:
+    """The key's row, the grants and the e-copies (columns ``names``) out of the rows of
+    :data:`_LISTING` or :data:`_ONE`."""
+    first = rows[0]
+    key_row = (
+        {name: first[f"key_{name}"] for name in KEY_COLUMNS}
+        if first["key_id"] is not None
+        else None
+    )
+    grants = [Grant(**g) for g in json.loads(first["grants"])] if first["grants"] else []
+    views = [EcopyView(**{n: row[n] for n in names}) for row in rows if row["id"] is not None]
+    return key_row, grants, views
 
 
 class PgPortalReads:
@@ -122,21 +147,34 @@ class PgPortalReads:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
 
-    async def listing(self, citizen_ref: str, client_id: str) -> tuple[list[Grant], list[Any]]:
-        params = {
+    def _params(self, key: str | None, citizen_ref: str) -> dict[str, Any]:
+        prefix = key_prefix(key)
+        assert key is not None
+        return {
+            "prefix": prefix,
+            "digest": key_digest(key),
             "citizen": citizen_ref,
-            "client": client_id,
             "now": utcnow(),
-            "statuses": list(vault.CURRENT_STATUSES),
         }
-        return _split(await self.db.fetch_all(_LISTING, params))  # no grant, no rows
+
+    async def listing(
+        self, key: str | None, citizen_ref: str
+    ) -> tuple[Actor, list[Grant], list[Any]]:
+        params = self._params(key, citizen_ref)
+        params["statuses"] = list(vault.CURRENT_STATUSES)
+        key_row, grants, views = _split(await self.db.fetch_all(_LISTING, params), _LISTED_NAMES)
+        assert key is not None
+        return await admit_async(self.db, key, key_row), grants, views
 
     async def one(
-        self, citizen_ref: str, client_id: str, ecopy_id: str
-    ) -> tuple[list[Grant], EcopyView | None]:
-        params = {"citizen": citizen_ref, "client": client_id, "now": utcnow(), "ecopy": ecopy_id}
-        grants, views = _split(await self.db.fetch_all(_ONE, params))  # no grant, no row
-        return grants, views[0] if views else None
+        self, key: str | None, citizen_ref: str, ecopy_id: str
+    ) -> tuple[Actor, list[Grant], EcopyView | None]:
+        params = self._params(key, citizen_ref)
+        params["ecopy"] = ecopy_id
+        rows = await self.db.fetch_all(_ONE, params)
+        key_row, grants, views = _split(rows, _LISTED_NAMES + _DETAIL)
+        assert key is not None
+        return await admit_async(self.db, key, key_row), grants, views[0] if views else None
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         await audit.record_read_async(self.db, actor, action, **event)
@@ -153,34 +191,38 @@ class SessionPortalReads:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def _listing(self, citizen_ref: str, client_id: str) -> tuple[list[Grant], list[Any]]:
+    def _listing(self, key: str | None, citizen_ref: str) -> tuple[Actor, list[Grant], list[Any]]:
         with session_scope(self.url) as session:
-            grants = [_grant(g) for g in consent.active_grants(session, citizen_ref, client_id)]
+            actor = authenticate(session, key)
+            grants = [_grant(g) for g in consent.active_grants(session, citizen_ref, actor.key_id)]
             rows = vault.current_listing(session, citizen_ref, consent.granted_types(grants))
-            return grants, [EcopyView(**row._asdict()) for row in rows]
+            return actor, grants, [EcopyView(**row._asdict()) for row in rows]
 
     def _one(
-        self, citizen_ref: str, client_id: str, ecopy_id: str
-    ) -> tuple[list[Grant], EcopyView | None]:
+        self, key: str | None, citizen_ref: str, ecopy_id: str
+    ) -> tuple[Actor, list[Grant], EcopyView | None]:
         with session_scope(self.url) as session:
-            grants = [_grant(g) for g in consent.active_grants(session, citizen_ref, client_id)]
+            actor = authenticate(session, key)
+            grants = [_grant(g) for g in consent.active_grants(session, citizen_ref, actor.key_id)]
             if not grants:
-                return grants, None
+                return actor, grants, None
             columns = [*vault.LISTED, *(getattr(ECopy, name) for name in _DETAIL)]
             row = session.execute(select(*columns).where(ECopy.id == ecopy_id)).first()
-            return grants, EcopyView(**row._asdict()) if row is not None else None
+            return actor, grants, EcopyView(**row._asdict()) if row is not None else None
 
     def _record(self, actor: Actor, action: str, event: dict[str, Any]) -> None:
         with session_scope(self.url) as session:
             audit.record_read(session, actor, action, **event)
 
-    async def listing(self, citizen_ref: str, client_id: str) -> tuple[list[Grant], list[Any]]:
-        return await run_in_threadpool(self._listing, citizen_ref, client_id)
+    async def listing(
+        self, key: str | None, citizen_ref: str
+    ) -> tuple[Actor, list[Grant], list[Any]]:
+        return await run_in_threadpool(self._listing, key, citizen_ref)
 
     async def one(
-        self, citizen_ref: str, client_id: str, ecopy_id: str
-    ) -> tuple[list[Grant], EcopyView | None]:
-        return await run_in_threadpool(self._one, citizen_ref, client_id, ecopy_id)
+        self, key: str | None, citizen_ref: str, ecopy_id: str
+    ) -> tuple[Actor, list[Grant], EcopyView | None]:
+        return await run_in_threadpool(self._one, key, citizen_ref, ecopy_id)
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         await run_in_threadpool(self._record, actor, action, event)

@@ -9,9 +9,16 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from digitizer.config import Settings
+from digitizer.config import AuthSettings, Settings
 from fixtures.idp import TestIdentityProvider
-from storage.db import AuditEvent, ConsentGrant, WebhookDelivery, session_scope, utcnow
+from storage.db import (
+    ApiKey,
+    AuditEvent,
+    ConsentGrant,
+    WebhookDelivery,
+    session_scope,
+    utcnow,
+)
 from tests.digitizer import vault_env
 from tests.digitizer.vault_env import (
     OTHER_PID,
@@ -242,3 +249,57 @@ def test_etag_polling_and_status_changes(
         ("superseded", second["id"], "superseded"),
         ("issued", third["id"], "valid"),
     ]
+
+
+@pytest.mark.smoke
+def test_polling_reads_check_the_key_they_are_read_with(
+    vault_settings: Settings, idp: TestIdentityProvider
+) -> None:
+    """The list and fetch calls check the key in the read itself: a forged secret, a
+    revoked or an expired portal key gets 401 and no data (and forged secrets count
+    towards the 429 limit); a staff key gets 403 before any 404; a good key's use is
+    noted."""
+    settings = vault_settings.model_copy(update={"auth": AuthSettings(max_failures=3)})
+    approver = api(settings, "approver")
+    birth = issue(approver, processed_document(settings))
+    client_id, portal_a = portal(settings)
+    ref = _grant(portal_a, idp.token(PID))["citizen_ref"]
+    docs = f"/v1/portal/citizens/{ref}/documents"
+    one = f"{docs}/{birth['id']}"
+    assert portal_a.get(docs).status_code == portal_a.get(one).status_code == 200
+    with session_scope(settings.db.url) as session:
+        used = session.get(ApiKey, client_id)
+        assert used is not None and used.last_used_at is not None
+
+    staff = api(settings, "clerk")
+    assert staff.get(docs).status_code == staff.get(one).status_code == 403
+    too_long = "/v1/portal/citizens/" + "f" * 40 + "/documents"
+    assert staff.get(too_long).status_code == 403  # the role, before the citizen
+    assert portal_a.get(too_long).status_code == 404
+
+    good = str(portal_a.headers["X-API-Key"])
+    forged = good[: good.rindex("_") + 1] + "x" * 43  # the real prefix, another secret
+    refused = [portal_a.get(path, headers={"X-API-Key": forged}) for path in (docs, one)]
+    assert [r.status_code for r in refused] == [401, 401]
+    assert all("documents" not in r.json() and "fields" not in r.json() for r in refused)
+    assert portal_a.get(docs, headers={"X-API-Key": forged}).status_code == 401
+    # Three failures for this key's prefix: the next attempt waits, even with the secret.
+    assert portal_a.get(docs).status_code == 429
+
+    _, portal_b = portal(vault_settings, "Cổng B")  # the default limit
+    ref_b = _grant(portal_b, idp.token(PID))["citizen_ref"]
+    docs_b = f"/v1/portal/citizens/{ref_b}/documents"
+    assert portal_b.get(docs_b).status_code == 200
+    key_b = str(portal_b.headers["X-API-Key"]).split("_")[1]
+    for change in ({"expires_at": utcnow() - timedelta(seconds=1)}, {"revoked_at": utcnow()}):
+        with session_scope(vault_settings.db.url) as session:
+            session.execute(update(ApiKey).where(ApiKey.prefix == key_b).values(**change))
+        assert portal_b.get(docs_b).status_code == 401
+        assert portal_b.get(f"{docs_b}/{birth['id']}").status_code == 401
+        with session_scope(vault_settings.db.url) as session:
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.prefix == key_b)
+                .values(expires_at=None, revoked_at=None)
+            )
+        assert portal_b.get(docs_b).status_code == 200

@@ -25,7 +25,14 @@ from fastapi.responses import Response
 from pydantic_core import to_json
 from sqlalchemy.exc import OperationalError
 
-from digitizer.api.deps import SessionDep, SettingsDep, StoreDep, requires
+from digitizer.api.deps import (
+    PresentedKey,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    key_for,
+    requires,
+)
 from digitizer.config import Settings
 from digitizer.errors import NotFoundError, ServiceUnavailableError
 from digitizer.models import (
@@ -40,7 +47,7 @@ from digitizer.services import consent, vault
 from digitizer.services.citizens import CitizenRegistry
 from digitizer.services.identity import CitizenIdentity, verify_citizen_token
 from digitizer.services.issuing import verification_url
-from digitizer.services.keys import Actor
+from digitizer.services.keys import Actor, require_role
 from digitizer.services.portal_reads import Grant, PortalReads
 from digitizer.services.wiring import citizen_registry
 from storage.asyncdb import UNAVAILABLE
@@ -50,8 +57,11 @@ router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
 T = TypeVar("T")
 
+_ROLES = ("portal",)
 #: Portal clients (admin passes every role check).
-Portal = Annotated[Actor, Depends(requires("portal"))]
+Portal = Annotated[Actor, Depends(requires(*_ROLES))]
+#: The same, for the two polling reads, which check the key in their own statement.
+PortalKey = Annotated[PresentedKey, Depends(key_for(*_ROLES))]
 
 CitizenToken = Annotated[
     str | None,
@@ -164,7 +174,8 @@ def revoke_consent(
 
 # -- documents ----------------------------------------------------------------------------
 # The two reads below are every portal's polling loop: async, over ``portal_reads`` (the
-# async PostgreSQL pool where there is one), answered without a second validation pass.
+# async PostgreSQL pool where there is one: the key is checked in the read's own round
+# trip), answered without a second validation pass.
 def _reads(request: Request) -> PortalReads:
     reads: PortalReads = request.app.state.portal_reads
     return reads
@@ -188,6 +199,12 @@ def _document(settings: Settings, ecopy: Any) -> dict[str, Any]:
     }
 
 
+def _ref(citizen_ref: str) -> str:
+    """The citizen reference to look up: one that cannot exist matches nothing (the same
+    404 as any other, after the key's checks)."""
+    return citizen_ref if 0 < len(citizen_ref) <= 32 else ""
+
+
 def _purposes(grants: list[Grant]) -> str:
     return "; ".join(dict.fromkeys(g.purpose for g in grants))[:300]
 
@@ -200,7 +217,7 @@ def _purposes(grants: list[Grant]) -> str:
 async def list_documents(
     citizen_ref: str,
     request: Request,
-    actor: Portal,
+    presented: PortalKey,
     settings: SettingsDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
@@ -208,9 +225,9 @@ async def list_documents(
     revoked ones nothing replaced yet). Send the ``ETag`` back in ``If-None-Match``: 304
     while nothing changed (not audited: no personal data is returned)."""
     reads = _reads(request)
-    if not 0 < len(citizen_ref) <= 32:
-        raise NotFoundError(_NO_ACCESS)
-    grants, ecopies = await _unavailable_as_503(reads.listing(citizen_ref, actor.key_id))
+    found = reads.listing(presented.key, _ref(citizen_ref))
+    actor, grants, ecopies = await presented.check(found)
+    require_role(actor, _ROLES)
     if not grants:
         raise NotFoundError(_NO_ACCESS)
     types = consent.granted_types(grants)
@@ -244,7 +261,7 @@ async def fetch_document(
     citizen_ref: str,
     ecopy_id: str,
     request: Request,
-    actor: Portal,
+    presented: PortalKey,
     settings: SettingsDep,
     store: StoreDep,
 ) -> Any:
@@ -252,10 +269,9 @@ async def fetch_document(
     under the grant's purpose). Superseded, revoked and expired e-copies come without a
     link."""
     reads = _reads(request)
-    if not 0 < len(citizen_ref) <= 32:
-        raise NotFoundError(_NO_ACCESS)
-    found = reads.one(citizen_ref, actor.key_id, ecopy_id if len(ecopy_id) <= 32 else "")
-    grants, ecopy = await _unavailable_as_503(found)
+    found = reads.one(presented.key, _ref(citizen_ref), ecopy_id if len(ecopy_id) <= 32 else "")
+    actor, grants, ecopy = await presented.check(found)
+    require_role(actor, _ROLES)
     if not grants:
         raise NotFoundError(_NO_ACCESS)
     grant = consent.grant_for(grants, ecopy.doc_type) if ecopy is not None else None
