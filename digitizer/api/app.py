@@ -11,7 +11,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitizer import __version__, web
-from digitizer.api import problems
+from digitizer.api import lean, problems
 from digitizer.api.ratelimit import FailedAuthLimiter
 from digitizer.api.requestid import RequestIdMiddleware
 from digitizer.api.routes import (
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(vault.router)
     app.include_router(portal.router)
+    lean.install(app, portal.LEAN_ROUTES)
     app.include_router(subscribers.router)
     app.include_router(search.router)
     app.include_router(export.router)

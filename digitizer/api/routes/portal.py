@@ -33,6 +33,7 @@ from digitizer.api.deps import (
     key_for,
     requires,
 )
+from digitizer.api.lean import lean_route
 from digitizer.config import Settings
 from digitizer.errors import NotFoundError, ServiceUnavailableError
 from digitizer.models import (
@@ -316,3 +317,10 @@ async def _unavailable_as_503(work: Awaitable[T]) -> T:
         return await work
     except (OperationalError, *UNAVAILABLE) as exc:
         raise ServiceUnavailableError("the database is unavailable; try again") from exc
+
+
+#: The two polling reads, served in front of FastAPI's router (``digitizer.api.lean``).
+LEAN_ROUTES = [
+    lean_route(f"{router.prefix}/citizens/{{citizen_ref}}/documents", list_documents),
+    lean_route(f"{router.prefix}/citizens/{{citizen_ref}}/documents/{{ecopy_id}}", fetch_document),
+]
