@@ -135,8 +135,10 @@ def _append_sql(placeholder: str) -> str:
 _APPEND = text(_append_sql(":{}"))
 
 #: A batch's append in one statement (migration 0010): one array per column, in order.
+#: Binary parameters (``%b``): in the text format psycopg escapes each array element
+#: with a regular expression.
 _APPEND_MANY_PSYCOPG = "SELECT new_seq, new_hash FROM sohoa_audit_append_many({})".format(
-    ", ".join(f"%({n})s::{'timestamptz' if n == 'at' else 'text'}[]" for n in _APPEND_ARGS)
+    ", ".join(f"%({n})b::{'timestamptz' if n == 'at' else 'text'}[]" for n in _APPEND_ARGS)
 )
 
 
@@ -149,7 +151,25 @@ class Appended:
     action: str
 
 
-def _event(
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Content:
+    """What an event says (hash format 2's content: :data:`_CONTENT`), before it has a
+    place in the chain; cheaper to build than an ORM row where none is stored."""
+
+    at: datetime
+    request_id: str | None
+    actor_id: str | None
+    actor_name: str | None
+    role: str | None
+    office: str | None
+    action: str
+    citizen_id: str | None
+    document_id: str | None
+    purpose: str | None
+    detail: dict[str, Any]
+
+
+def _content(
     actor: Actor | None,
     action: str,
     *,
@@ -157,8 +177,8 @@ def _event(
     document_id: str | None = None,
     purpose: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    return AuditEvent(
+) -> _Content:
+    return _Content(
         at=utcnow(),
         request_id=request_id_var.get(),
         actor_id=actor.key_id if actor else None,
@@ -170,11 +190,15 @@ def _event(
         document_id=document_id,
         purpose=purpose,
         detail=detail or {},
-        hash_version=2,
     )
 
 
-def _append_params(event: AuditEvent) -> dict[str, Any]:
+def _event(actor: Actor | None, action: str, **event: Any) -> AuditEvent:
+    content = _content(actor, action, **event)
+    return AuditEvent(**{name: getattr(content, name) for name in _CONTENT}, hash_version=2)
+
+
+def _append_params(event: AuditEvent | _Content) -> dict[str, Any]:
     params = {name: getattr(event, name) for name in _CONTENT}
     params["detail"] = json.dumps(event.detail, ensure_ascii=False)
     params["digest"] = content_digest(event)
@@ -250,7 +274,7 @@ async def record_read_async(
     batcher = _batchers.get(db)
     if batcher is None:
         batcher = _batchers[db] = ReadAuditBatcher(db)
-    return await batcher.append(_event(actor, action, **event))
+    return await batcher.append(_content(actor, action, **event))
 
 
 @dataclasses.dataclass
@@ -285,7 +309,7 @@ class ReadAuditBatcher:
             weakref.WeakKeyDictionary()
         )
 
-    async def append(self, event: AuditEvent) -> Appended:
+    async def append(self, event: _Content) -> Appended:
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
