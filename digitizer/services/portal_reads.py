@@ -101,6 +101,9 @@ class PortalReads(Protocol):
 # Each read is one statement (one round trip, one snapshot): the key's row, the client's
 # active grants from the citizen (as JSON text, parsed once) on every row, joined to what
 # they open. ``(SELECT 1) LEFT JOIN`` makes one row even for an unknown key.
+# The statuses are the code's own constants (no input): literals, not an array parameter
+# to encode on every call.
+_CURRENT = ", ".join(f"'{status}'" for status in vault.CURRENT_STATUSES)
 _KEY_SELECT = ", ".join(f"k.{name} AS key_{name}" for name in KEY_COLUMNS)
 _GRANTS_CTE = (
     f"WITH k AS MATERIALIZED (SELECT {', '.join(KEY_COLUMNS)} FROM api_keys "
@@ -115,7 +118,7 @@ _GRANTS_CTE = (
 )
 _LISTING = (
     _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES)} FROM ecopies "
-    "WHERE citizen_id = %(citizen)s AND status = ANY(%(statuses)s) AND superseded_by IS NULL "
+    f"WHERE citizen_id = %(citizen)s AND status IN ({_CURRENT}) AND superseded_by IS NULL "
     "AND doc_type IN (SELECT json_array_elements_text(g.doc_types) FROM g)) AS e ON true "
     "ORDER BY e.issued_at DESC, e.id"
 )
@@ -161,7 +164,6 @@ class PgPortalReads:
         self, key: str | None, citizen_ref: str
     ) -> tuple[Actor, list[Grant], list[Any]]:
         params = self._params(key, citizen_ref)
-        params["statuses"] = list(vault.CURRENT_STATUSES)
         key_row, grants, views = _split(await self.db.fetch_all(_LISTING, params), _LISTED_NAMES)
         assert key is not None
         return await admit_async(self.db, key, key_row), grants, views
