@@ -254,9 +254,9 @@ class ProcessingService:
             twin = self._near_duplicate(session, doc, print_) if print_ else None
             if twin is not None:
                 other, score = twin
-                doc.duplicate_of = other.id
+                doc.duplicate_of = other
                 doc.error = (
-                    f"looks like another scan of document {other.id} "
+                    f"looks like another scan of document {other} "
                     f"(similarity {score:.2f}); confirm or discard"
                 )
                 needs_review = True
@@ -280,16 +280,18 @@ class ProcessingService:
 
     def _near_duplicate(
         self, session: Session, doc: Document, print_: Fingerprint
-    ) -> tuple[Document, float] | None:
-        """An earlier document of the same citizen (or batch) and office, nearly the same text."""
+    ) -> tuple[str, float] | None:
+        """The id of an earlier document of the same citizen (or batch) and office with
+        nearly the same text, and the similarity. Only ids and fingerprints are read: a
+        batch of thousands of pages compares each page with all its mates."""
         scope: list[Any] = []
         if doc.citizen_id is not None:
             scope.append(Document.citizen_id == doc.citizen_id)
         batches = select(BatchItem.batch_id).where(BatchItem.document_id == doc.id)
         mates = select(BatchItem.document_id).where(BatchItem.batch_id.in_(batches))
         scope.append(Document.id.in_(mates))
-        candidates = session.scalars(
-            select(Document).where(
+        candidates = session.execute(
+            select(Document.id, Document.fingerprint).where(
                 or_(*scope),
                 Document.id != doc.id,
                 Document.fingerprint.is_not(None),
@@ -299,14 +301,13 @@ class ProcessingService:
                 else Document.office.is_(None),
             )
         )
-        best: tuple[Document, float] | None = None
-        for other in candidates:
-            assert other.fingerprint is not None
-            score = similarity(print_, Fingerprint.from_dict(other.fingerprint))
+        best: tuple[str, float] | None = None
+        for other_id, other_print in candidates:
+            score = similarity(print_, Fingerprint.from_dict(other_print))
             if score >= self.settings.worker.duplicate_threshold and (
                 best is None or score > best[1]
             ):
-                best = (other, score)
+                best = (other_id, score)
         return best
 
     def _fail(self, session: Session, doc: Document, reason: str) -> str:
