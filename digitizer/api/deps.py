@@ -79,13 +79,19 @@ class PresentedKey:
         """Await ``work``, which authenticates :attr:`key`: a failed authentication counts
         against the limiter, an unreachable database is a 503."""
         try:
-            return await work
+            return await unavailable_as_503(work)
         except NotAuthenticatedError:
             if self.limiter is not None:
                 self.limiter.failed(self.buckets)
             raise
-        except (OperationalError, *UNAVAILABLE) as exc:
-            raise ServiceUnavailableError("the database is unavailable; try again") from exc
+
+
+async def unavailable_as_503(work: Awaitable[T]) -> T:
+    """Await ``work`` over the async pool; an unreachable database is a 503."""
+    try:
+        return await work
+    except (OperationalError, *UNAVAILABLE) as exc:
+        raise ServiceUnavailableError("the database is unavailable; try again") from exc
 
 
 async def get_presented_key(

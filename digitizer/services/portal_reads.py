@@ -150,33 +150,28 @@ class PgPortalReads:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
 
-    def _params(self, key: str | None, citizen_ref: str) -> dict[str, Any]:
+    async def _read(
+        self, sql: str, names: tuple[str, ...], key: str | None, params: dict[str, Any]
+    ) -> tuple[Actor, list[Grant], list[EcopyView]]:
+        """Run :data:`_LISTING` or :data:`_ONE` for ``key``; the key is admitted from the
+        row the statement returned."""
         prefix = key_prefix(key)
         assert key is not None
-        return {
-            "prefix": prefix,
-            "digest": key_digest(key),
-            "citizen": citizen_ref,
-            "now": utcnow(),
-        }
+        params.update(prefix=prefix, digest=key_digest(key), now=utcnow())
+        key_row, grants, views = _split(await self.db.fetch_all(sql, params), names)
+        return await admit_async(self.db, key, key_row), grants, views
 
     async def listing(
         self, key: str | None, citizen_ref: str
     ) -> tuple[Actor, list[Grant], list[Any]]:
-        params = self._params(key, citizen_ref)
-        key_row, grants, views = _split(await self.db.fetch_all(_LISTING, params), _LISTED_NAMES)
-        assert key is not None
-        return await admit_async(self.db, key, key_row), grants, views
+        return await self._read(_LISTING, _LISTED_NAMES, key, {"citizen": citizen_ref})
 
     async def one(
         self, key: str | None, citizen_ref: str, ecopy_id: str
     ) -> tuple[Actor, list[Grant], EcopyView | None]:
-        params = self._params(key, citizen_ref)
-        params["ecopy"] = ecopy_id
-        rows = await self.db.fetch_all(_ONE, params)
-        key_row, grants, views = _split(rows, _LISTED_NAMES + _DETAIL)
-        assert key is not None
-        return await admit_async(self.db, key, key_row), grants, views[0] if views else None
+        params = {"citizen": citizen_ref, "ecopy": ecopy_id}
+        actor, grants, views = await self._read(_ONE, _LISTED_NAMES + _DETAIL, key, params)
+        return actor, grants, views[0] if views else None
 
     async def record(self, actor: Actor, action: str, **event: Any) -> None:
         await audit.record_read_async(self.db, actor, action, **event)

@@ -303,3 +303,19 @@ def test_polling_reads_check_the_key_they_are_read_with(
                 .values(expires_at=None, revoked_at=None)
             )
         assert portal_b.get(docs_b).status_code == 200
+
+
+@pytest.mark.smoke
+def test_polling_reads_refuse_a_malformed_key(
+    vault_settings: Settings, idp: TestIdentityProvider
+) -> None:
+    """A key that is not shaped like one (no ``sohoa_`` prefix, no secret part) is refused
+    with 401 and a problem document before any read, on both polling reads."""
+    client_id, portal_a = portal(vault_settings)
+    ref = _grant(portal_a, idp.token(PID))["citizen_ref"]
+    docs = f"/v1/portal/citizens/{ref}/documents"
+    for bad in ("not-a-key", "sohoa_onlyprefix", f"Bearer {client_id}"):
+        for path in (docs, f"{docs}/{'0' * 32}"):
+            refused = portal_a.get(path, headers={"X-API-Key": bad})
+            assert refused.status_code == 401, (bad, path)
+            assert refused.headers["content-type"].startswith("application/problem+json")

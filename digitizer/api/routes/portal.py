@@ -15,15 +15,13 @@ superseded anyway.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic_core import to_json
-from sqlalchemy.exc import OperationalError
 
 from digitizer.api.deps import (
     PresentedKey,
@@ -32,10 +30,11 @@ from digitizer.api.deps import (
     StoreDep,
     key_for,
     requires,
+    unavailable_as_503,
 )
 from digitizer.api.lean import lean_route
 from digitizer.config import Settings
-from digitizer.errors import NotFoundError, ServiceUnavailableError
+from digitizer.errors import NotFoundError
 from digitizer.models import (
     ConsentGrantPublic,
     ConsentList,
@@ -51,12 +50,9 @@ from digitizer.services.issuing import verification_url
 from digitizer.services.keys import Actor, require_role
 from digitizer.services.portal_reads import Grant, PortalReads
 from digitizer.services.wiring import citizen_registry
-from storage.asyncdb import UNAVAILABLE
 from storage.db import ConsentGrant, ECopyStatus, shown_status, utcnow
 
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
-
-T = TypeVar("T")
 
 _ROLES = ("portal",)
 #: Portal clients (admin passes every role check).
@@ -236,7 +232,7 @@ async def list_documents(
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if vault.etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    await _unavailable_as_503(
+    await unavailable_as_503(
         reads.record(
             actor,
             "portal.documents.list",
@@ -287,7 +283,7 @@ async def fetch_document(
         sign = functools.partial(store.presigned_get, ecopy.object_key, seconds)
         link = sign() if settings.s3.region else await run_in_threadpool(sign)
         expires = utcnow() + timedelta(seconds=seconds)
-    await _unavailable_as_503(
+    await unavailable_as_503(
         reads.record(
             actor,
             "portal.ecopy.link" if link else "portal.ecopy.read",
@@ -310,13 +306,6 @@ async def fetch_document(
         link_expires_at=expires,
     )
     return _json(body)
-
-
-async def _unavailable_as_503(work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except (OperationalError, *UNAVAILABLE) as exc:
-        raise ServiceUnavailableError("the database is unavailable; try again") from exc
 
 
 #: The two polling reads, served in front of FastAPI's router (``digitizer.api.lean``).
