@@ -74,3 +74,36 @@ def test_blank_and_tiny_images() -> None:
     assert leaders.erase_leaders(blank) is blank
     tiny = Image.new("L", (1, 1), 0)
     assert leaders.erase_leaders(tiny) is tiny
+
+
+def _runs_by_dilation(cx: np.ndarray, cy: np.ndarray, pitch: int, band: int) -> list[set[int]]:
+    """The runs as the definition says: each centre dilated by a band x pitch bar, the bars
+    labelled 8-connected (the whole-page pass ``_runs`` replaces)."""
+    import cv2
+
+    centres = np.zeros((int(cy.max()) + 1, int(cx.max()) + 1), np.uint8)
+    centres[cy, cx] = 1
+    joined = cv2.dilate(centres, np.ones((band, pitch), np.uint8))
+    _, run_of = cv2.connectedComponents(joined, connectivity=8)
+    return _groups(run_of[cy, cx])
+
+
+def _groups(run_of: np.ndarray) -> list[set[int]]:
+    groups: dict[int, set[int]] = {}
+    for index, run in enumerate(run_of.tolist()):
+        groups.setdefault(run, set()).add(index)
+    return sorted(groups.values(), key=min)
+
+
+def test_runs_join_dots_as_dilated_bars_would() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 120))
+        pitch, band = int(rng.integers(2, 30)), int(rng.integers(1, 6))
+        # Rows of dots with jittered pitch and baseline, plus strays; duplicates allowed.
+        cx = rng.integers(0, 400, n)
+        cy = rng.integers(0, 60, n)
+        cx[: n // 2] = np.cumsum(rng.integers(0, pitch + 3, n // 2)) % 400
+        cy[: n // 2] = 30 + rng.integers(-band, band + 1, n // 2)
+        got = _groups(leaders._runs(cx, cy, pitch, band))
+        assert got == _runs_by_dilation(cx, cy, pitch, band)
