@@ -238,7 +238,9 @@ def run_once(
                 first, last = session.execute(
                     select(func.min(Document.started_at), func.max(Document.finished_at))
                 ).one()
-                docs = {d.id: (d.state, d.results) for d in session.scalars(select(Document))}
+                rows = list(session.scalars(select(Document)))
+                docs = {d.id: (d.state, d.results) for d in rows}
+                spans = [(d.started_at, d.finished_at, d.results or {}) for d in rows]
             assert first is not None and last is not None
             wall_s = (last - first).total_seconds()
 
@@ -263,10 +265,53 @@ def run_once(
                 "states": states,
                 "cer_pipeline_mean": round(sum(pipeline_cer) / len(pipeline_cer), 4),
                 "load_avg_1m": [round(load_before, 2), round(load_after, 2)],
+                "ms_per_page": time_per_page(spans, workers),
             }
     finally:
         redis_server.stop()
         s3.stop()
+
+
+def time_per_page(spans: list[tuple[Any, Any, dict[str, Any]]], workers: int) -> dict[str, float]:
+    """Where a page's time went, mean ms per document (one page each): the job's span
+    (``started_at`` to ``finished_at``), split into the pipeline's steps (``timings``:
+    preflight, OCR, PDF, the rest of the run) and the service around it (states, classify,
+    extract, the vault); with one worker, the gap between one job's end and the next one's
+    start (the queue's own work)."""
+    done = sorted((s, f, r.get("timings") or {}) for s, f, r in spans if s and f)
+    if not done:
+        return {}
+    n = len(done)
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / n * 1000, 1)
+
+    span = [(f - s).total_seconds() for s, f, _ in done]
+    step = {k: [t.get(k, 0.0) for _, _, t in done] for k in ("preflight", "ocr", "pdf", "total")}
+    figures = {
+        "job": mean(span),
+        "ocr": mean(step["ocr"]),
+        "preflight": mean(step["preflight"]),
+        "pdf": mean(step["pdf"]),
+        "pipeline_rest": mean(
+            [
+                t - o - p - q
+                for t, o, p, q in zip(
+                    step["total"], step["ocr"], step["pdf"], step["preflight"], strict=True
+                )
+            ]
+        ),
+        "service": mean([s - t for s, t in zip(span, step["total"], strict=True)]),
+    }
+    if workers == 1 and n > 1:
+        gaps = [(done[i + 1][0] - done[i][1]).total_seconds() for i in range(n - 1)]
+        figures["between_jobs"] = round(sum(gaps) / len(gaps) * 1000, 1)
+        # The overhead measured inside the worker, free of the machine's drift between the
+        # reference and the run (but blind to the OCR being slowed by the work beside it).
+        figures["job_and_gap_over_ocr"] = round(
+            (figures["job"] + figures["between_jobs"]) / figures["ocr"], 3
+        )
+    return figures
 
 
 @contextmanager
