@@ -287,22 +287,12 @@ def time_per_page(spans: list[tuple[Any, Any, dict[str, Any]]], workers: int) ->
         return round(sum(values) / n * 1000, 1)
 
     span = [(f - s).total_seconds() for s, f, _ in done]
-    step = {k: [t.get(k, 0.0) for _, _, t in done] for k in ("preflight", "ocr", "pdf", "total")}
-    figures = {
-        "job": mean(span),
-        "ocr": mean(step["ocr"]),
-        "preflight": mean(step["preflight"]),
-        "pdf": mean(step["pdf"]),
-        "pipeline_rest": mean(
-            [
-                t - o - p - q
-                for t, o, p, q in zip(
-                    step["total"], step["ocr"], step["pdf"], step["preflight"], strict=True
-                )
-            ]
-        ),
-        "service": mean([s - t for s, t in zip(span, step["total"], strict=True)]),
-    }
+    steps = ("preflight", "render_wait", "ocr", "pdf")
+    timings = [{k: t.get(k, 0.0) for k in (*steps, "total")} for _, _, t in done]
+    figures = {"job": mean(span)}
+    figures.update({k: mean([t[k] for t in timings]) for k in steps})
+    figures["pipeline_rest"] = mean([t["total"] - sum(t[k] for k in steps) for t in timings])
+    figures["service"] = mean([s - t["total"] for s, t in zip(span, timings, strict=True)])
     if workers == 1 and n > 1:
         gaps = [(done[i + 1][0] - done[i][1]).total_seconds() for i in range(n - 1)]
         figures["between_jobs"] = round(sum(gaps) / len(gaps) * 1000, 1)

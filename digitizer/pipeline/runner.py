@@ -210,7 +210,9 @@ class Pipeline:
             ahead: Future[Any] | None = helper.submit(prepare) if info.page_count else None
             for index in range(info.page_count):
                 assert ahead is not None
+                t0 = time.perf_counter()
                 fresh, deskewed = ahead.result()
+                timings["render_wait"] = timings.get("render_wait", 0.0) + time.perf_counter() - t0
                 # The PDF will embed the deskewed image as JPEG unless it keeps the
                 # original's pixels: encode it beside the OCR (PIL releases the GIL).
                 encoded = None
