@@ -774,13 +774,16 @@ def webhooks() -> None:
 
 @webhooks.command("deliver")
 def webhooks_deliver() -> None:
-    """Send the deliveries that are due, once (workers do this every few seconds)."""
-    from digitizer.services.webhooks import deliver_due
+    """Queue ``expired`` for e-copies whose validity ended, then send the deliveries that
+    are due, once (workers do both every few seconds)."""
+    from digitizer.services.webhooks import announce_expiries, deliver_due
 
-    report = deliver_due(get_settings())
+    settings = get_settings()
+    expired = announce_expiries(settings)
+    report = deliver_due(settings)
     click.echo(
         f"delivered {len(report.delivered)}, retrying {len(report.retrying)}, "
-        f"failed {len(report.failed)}"
+        f"failed {len(report.failed)}, expiries {expired}"
     )
 
 

@@ -242,6 +242,10 @@ def shown_status(status: str, valid_until: datetime | None, now: datetime | None
     return status
 
 
+#: E-copies whose expiry may still have to be announced (the partial index's rows).
+_EXPIRY_DUE = "expiry_notified_at IS NULL AND valid_until IS NOT NULL"
+
+
 class ECopy(Base):
     """A signed e-copy issued by an office for a document (a new object; the scan stays)."""
 
@@ -277,8 +281,18 @@ class ECopy(Base):
     revocation_reason: Mapped[str | None] = mapped_column(Text)
     #: Changes whenever the status changes (ETag of portal reads).
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When subscribers were sent ``expired`` (None: not yet, or no ``valid_until``).
+    expiry_notified_at: Mapped[datetime | None] = mapped_column()
 
-    __table_args__ = (Index("ix_ecopies_citizen_status", "citizen_id", "status"),)
+    __table_args__ = (
+        Index("ix_ecopies_citizen_status", "citizen_id", "status"),
+        Index(
+            "ix_ecopies_expiry_due",
+            "valid_until",
+            postgresql_where=sql_text(_EXPIRY_DUE),
+            sqlite_where=sql_text(_EXPIRY_DUE),
+        ),
+    )
 
     @property
     def shown_status(self) -> str:

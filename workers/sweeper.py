@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from digitizer.config import Settings
 from digitizer.services.failures import record_failure
-from digitizer.services.webhooks import deliver_due
+from digitizer.services.webhooks import announce_expiries, deliver_due
 from storage.db import Document, DocumentState, OutboxEntry, session_scope, utcnow
 from workers.queues import document_of_job, enqueue_process, get_queue, process_job_id
 
@@ -189,8 +189,9 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
 
 class Maintenance:
     """Relays the outbox every ``relay_seconds``, sweeps every ``sweep_seconds``,
-    sends due webhooks every ``webhooks.deliver_seconds`` and anchors the audit
-    chain every ``audit.anchor_interval_s``.
+    announces e-copies whose validity ended and sends due webhooks every
+    ``webhooks.deliver_seconds`` and anchors the audit chain every
+    ``audit.anchor_interval_s``.
 
     Driven by :meth:`tick` from the worker's own loop (its heartbeat), not from a
     thread, where RQ forks work horses: a thread that happens to hold a lock (an
@@ -237,6 +238,7 @@ class Maintenance:
                 sweep(self.settings)
             if now - self._last_webhooks >= self.settings.webhooks.deliver_seconds:
                 self._last_webhooks = now
+                announce_expiries(self.settings)
                 # bounded: slow receivers must not stall the worker's heartbeat
                 deliver_due(self.settings, budget_s=max(10.0, self.settings.webhooks.timeout_s))
         except (OperationalError, RedisError) as exc:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from digitizer.errors import ConflictError, NotFoundError
 from digitizer.services import audit, review, webhooks
 from digitizer.services.keys import Actor
-from storage.db import Citizen, Document, DocumentState, ECopy, ECopyStatus, utcnow
+from storage.db import Citizen, Document, DocumentState, ECopy, ECopyStatus, shown_status, utcnow
 
 #: Document types of which a citizen has one current version.
 ONE_PER_CITIZEN = frozenset(
@@ -228,12 +228,15 @@ def current_listing(session: Session, citizen_id: str, doc_types: Iterable[str])
     return list(session.execute(query))
 
 
-def list_etag(ecopies: Iterable[Any], scope: str = "") -> str:
-    """A strong ETag over the listed e-copies' ids, statuses and change times."""
+def list_etag(ecopies: Iterable[Any], scope: str = "", now: datetime | None = None) -> str:
+    """A strong ETag over the listed e-copies' ids, shown statuses and change times (the
+    shown status: an e-copy that expires changes no row, yet the listing changes)."""
+    now = now or utcnow()
     digest = hashlib.sha256(scope.encode())
     for ecopy in sorted(ecopies, key=lambda e: e.id):
         changed = ecopy.updated_at.isoformat(timespec="microseconds")
-        digest.update(f"\n{ecopy.id}|{ecopy.status}|{changed}".encode())
+        status = shown_status(ecopy.status, ecopy.valid_until, now)
+        digest.update(f"\n{ecopy.id}|{status}|{changed}".encode())
     return f'"{digest.hexdigest()[:32]}"'
 
 

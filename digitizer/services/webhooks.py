@@ -1,6 +1,6 @@
 """Change notifications to subscribers: HMAC-signed webhooks carrying ids and statuses.
 
-An event about an e-copy (issued, superseded, revoked) becomes one delivery row
+An event about an e-copy (issued, superseded, revoked, expired) becomes one delivery row
 per active subscriber whose portal client holds an active, unexpired consent
 grant from that e-copy's citizen covering its document type. The rows are
 written in the caller's transaction (they land or vanish with the change) and
@@ -8,6 +8,10 @@ sent later by the worker's maintenance tick (``deliver_due``), retried with
 exponential backoff and jitter, then marked ``failed`` with the last error.
 
 Payloads carry ids and statuses only, never fields or personal data.
+
+``expired`` has no change behind it (the status is derived from ``valid_until``): the
+maintenance tick announces e-copies whose validity has ended (:func:`announce_expiries`),
+once each.
 
 Each request is a JSON ``POST`` with
 
@@ -41,7 +45,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from digitizer.config import Settings, WebhookSettings
@@ -53,17 +57,19 @@ from storage.db import (
     ApiKey,
     ConsentGrant,
     ECopy,
+    ECopyStatus,
     Subscriber,
     WebhookDelivery,
     new_id,
     session_scope,
+    shown_status,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
 #: The events subscribers can receive.
-EVENTS = ("issued", "superseded", "revoked")
+EVENTS = ("issued", "superseded", "revoked", "expired")
 
 #: Delivery statuses.
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -112,7 +118,7 @@ def enqueue_event(session: Session, ecopy: ECopy, event: str) -> int:
         "event": event,
         "ecopy_id": ecopy.id,
         "document_type": ecopy.doc_type,
-        "status": ecopy.status,
+        "status": shown_status(ecopy.status, ecopy.valid_until, now),
         "citizen_ref": ecopy.citizen_id,
         "occurred_at": now.isoformat(timespec="seconds"),
     }
@@ -127,6 +133,50 @@ def enqueue_event(session: Session, ecopy: ECopy, event: str) -> int:
             )
         )
     return len(subscribers)
+
+
+def announce_expiries(settings: Settings, *, limit: int = 500, now: datetime | None = None) -> int:
+    """Queue ``expired`` for valid e-copies whose ``valid_until`` has passed and that were
+    not announced yet; each is marked (``expiry_notified_at``) in the same transaction,
+    with an audit event, so it is announced once. Revoked and superseded e-copies past
+    their validity are marked without an event (their subscribers heard of the change
+    that mattered). Returns the number of e-copies handled (at most ``limit`` a call)."""
+    now = now or utcnow()
+    with session_scope(settings.db.url) as session:
+        query = (
+            select(ECopy)
+            .where(
+                ECopy.expiry_notified_at.is_(None),
+                ECopy.valid_until.is_not(None),
+                ECopy.valid_until <= now,
+            )
+            .order_by(ECopy.valid_until, ECopy.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # two workers' ticks: no twice
+        due = list(session.scalars(query))
+        announced = [ecopy for ecopy in due if ecopy.status == ECopyStatus.VALID]
+        for ecopy in announced:
+            enqueue_event(session, ecopy, "expired")
+        if due:
+            # ``updated_at`` kept: the listing's ETag changed when the validity ended.
+            session.execute(
+                update(ECopy)
+                .where(ECopy.id.in_([ecopy.id for ecopy in due]))
+                .values(expiry_notified_at=now, updated_at=ECopy.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+        for ecopy in announced:
+            audit.record(
+                session,
+                None,
+                "ecopy.expire",
+                citizen_id=ecopy.citizen_id,
+                document_id=ecopy.document_id,
+                detail={"ecopy_id": ecopy.id, "status": ECopyStatus.EXPIRED.value},
+            )
+        return len(due)
 
 
 # -- signatures --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from storage.db import (
     ApiKey,
     AuditEvent,
     ConsentGrant,
+    ECopy,
     WebhookDelivery,
     session_scope,
     utcnow,
@@ -249,6 +250,37 @@ def test_etag_polling_and_status_changes(
         ("superseded", second["id"], "superseded"),
         ("issued", third["id"], "valid"),
     ]
+
+
+@pytest.mark.smoke
+def test_etag_changes_when_an_ecopy_expires(
+    vault_settings: Settings, idp: TestIdentityProvider
+) -> None:
+    """Expiry changes no row (the status is derived from ``valid_until``), yet a portal
+    polling with If-None-Match must not keep a cached ``valid``: the ETag covers the shown
+    status."""
+    approver = api(vault_settings, "approver")
+    ecopy = issue(approver, processed_document(vault_settings))
+    _, portal_a = portal(vault_settings)
+    ref = _grant(portal_a, idp.token(PID))["citizen_ref"]
+    docs = f"/v1/portal/citizens/{ref}/documents"
+    with session_scope(vault_settings.db.url) as session:
+        session.execute(
+            update(ECopy)
+            .where(ECopy.id == ecopy["id"])
+            .values(valid_until=utcnow() + timedelta(hours=1), updated_at=ECopy.updated_at)
+        )
+    etag = portal_a.get(docs).headers["etag"]
+    assert portal_a.get(docs, headers={"If-None-Match": etag}).status_code == 304
+    with session_scope(vault_settings.db.url) as session:  # an hour later, as it were
+        session.execute(
+            update(ECopy)
+            .where(ECopy.id == ecopy["id"])
+            .values(valid_until=utcnow() - timedelta(seconds=1), updated_at=ECopy.updated_at)
+        )
+    polled = portal_a.get(docs, headers={"If-None-Match": etag})
+    assert polled.status_code == 200 and polled.headers["etag"] != etag
+    assert [d["status"] for d in polled.json()["documents"]] == ["expired"]
 
 
 @pytest.mark.smoke

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from digitizer.config import Settings
 from digitizer.services import webhooks
-from storage.db import AuditEvent, WebhookDelivery, session_scope
+from storage.db import AuditEvent, ECopy, WebhookDelivery, session_scope, utcnow
 from tests.digitizer import rows
 from tests.helpers import client
 
@@ -392,6 +392,9 @@ def test_cli_delivers_once(hooks: Settings, receiver: Receiver) -> None:
     client_id = _portal(hooks)
     _register(hooks, receiver.url, client_id)
     _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
+    with session_scope(hooks.db.url) as session:  # and one whose validity has just ended
+        ended = rows.ecopy(session, rows.document(session, citizen_id=None))
+        ended.valid_until = utcnow() - timedelta(seconds=1)
     done = subprocess.run(
         [sys.executable, "-m", "digitizer.cli", "webhooks", "deliver"],
         capture_output=True,
@@ -400,5 +403,67 @@ def test_cli_delivers_once(hooks: Settings, receiver: Receiver) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "delivered 1, retrying 0, failed 0"
+    assert done.stdout.strip() == "delivered 1, retrying 0, failed 0, expiries 1"
     assert len(receiver.received) == 1
+
+
+@pytest.mark.smoke
+def test_expiry_is_announced_once_to_granted_subscribers(
+    hooks: Settings, receiver: Receiver
+) -> None:
+    """``expired`` changes no row: the maintenance tick finds e-copies past ``valid_until``
+    and announces each once, with the shown status; revoked ones are not announced."""
+    client_id = _portal(hooks)
+    _register(hooks, receiver.url, client_id)
+    now = utcnow()
+    with session_scope(hooks.db.url) as session:
+        person = rows.citizen(session, hooks, PID)
+        rows.grant(session, person.id, client_id, ["birth_certificate"])
+        made = {}
+        for name, until, status in (
+            ("ended", now - timedelta(minutes=1), "valid"),
+            ("current", now + timedelta(days=1), "valid"),
+            ("revoked", now - timedelta(minutes=1), "revoked"),
+            ("forever", None, "valid"),
+        ):
+            ecopy = rows.ecopy(session, rows.document(session, citizen_id=person.id), status=status)
+            ecopy.valid_until = until
+            made[name] = ecopy.id
+
+    assert webhooks.announce_expiries(hooks, now=now) == 2  # "ended" and "revoked"
+    assert webhooks.announce_expiries(hooks, now=now) == 0  # once each
+    with session_scope(hooks.db.url) as session:
+        rows_ = session.scalars(select(WebhookDelivery)).all()
+        assert [(r.event, r.payload["ecopy_id"], r.payload["status"]) for r in rows_] == [
+            ("expired", made["ended"], "expired")
+        ]
+        marked = {e.id: e.expiry_notified_at is not None for e in session.scalars(select(ECopy))}
+        assert marked == {made["ended"]: True, made["revoked"]: True} | {
+            made["current"]: False,
+            made["forever"]: False,
+        }
+        expire_events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "ecopy.expire")
+        ).all()
+        assert [e.detail["ecopy_id"] for e in expire_events] == [made["ended"]]
+
+    # a day later the current one has ended too, and only it is announced
+    assert webhooks.announce_expiries(hooks, now=now + timedelta(days=2)) == 1
+    report = webhooks.deliver_due(hooks)
+    assert len(report.delivered) == 2
+    sent = sorted(json.loads(r.body)["ecopy_id"] for r in receiver.received)
+    assert sent == sorted([made["ended"], made["current"]])
+    assert {r.headers["X-Sohoa-Event"] for r in receiver.received} == {"expired"}
+
+
+def test_expiry_is_not_announced_without_a_grant(hooks: Settings, receiver: Receiver) -> None:
+    client_id = _portal(hooks)
+    _register(hooks, receiver.url, client_id)
+    with session_scope(hooks.db.url) as session:
+        person = rows.citizen(session, hooks, PID)
+        rows.grant(session, person.id, client_id, ["marriage_certificate"])  # another type
+        ecopy = rows.ecopy(session, rows.document(session, citizen_id=person.id))
+        ecopy.valid_until = utcnow() - timedelta(seconds=1)
+    assert webhooks.announce_expiries(hooks) == 1
+    with session_scope(hooks.db.url) as session:
+        assert session.scalars(select(WebhookDelivery)).all() == []

@@ -30,3 +30,36 @@ def test_upgrade_is_idempotent_and_downgrade_works(db: str) -> None:
     assert {"documents", "batches", "batch_items", "outbox", "citizens", "api_keys"} <= set(
         inspect(get_engine(db)).get_table_names()
     )
+
+
+@pytest.mark.smoke
+def test_expiry_notice_migration_marks_only_what_had_already_expired(db: str) -> None:
+    """0011: e-copies already past ``valid_until`` count as announced (no backlog of
+    ``expired`` webhooks); current ones and those without an end wait for the tick."""
+    from datetime import timedelta
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.db import session_scope, utcnow
+    from tests.digitizer import rows
+
+    ids = {}
+    with session_scope(db) as session:
+        for name, until in (
+            ("ended", utcnow() - timedelta(days=1)),
+            ("current", utcnow() + timedelta(days=1)),
+            ("forever", None),
+        ):
+            ecopy = rows.ecopy(session, rows.document(session, citizen_id=None))
+            ecopy.valid_until = until
+            ids[ecopy.id] = name
+    command.downgrade(migrate.alembic_config(db), "0010")  # the rows as 0010 knew them
+    migrate.upgrade(db)
+    with get_engine(db).connect() as conn:
+        marked = conn.execute(text("SELECT id, expiry_notified_at FROM ecopies")).all()
+    assert {ids[i]: at is not None for i, at in marked} == {
+        "ended": True,
+        "current": False,
+        "forever": False,
+    }
