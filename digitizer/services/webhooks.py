@@ -156,17 +156,23 @@ def announce_expiries(settings: Settings, *, limit: int = 500, now: datetime | N
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # two workers' ticks: no twice
         due = list(session.scalars(query))
+        if not due:
+            return 0
+        # Claimed first, only where still unmarked: a concurrent tick that read the same
+        # rows (SQLite has no SKIP LOCKED) marks fewer and gives way. ``updated_at`` is
+        # kept: the listing's ETag changed when the validity ended.
+        claimed = session.execute(
+            update(ECopy)
+            .where(ECopy.id.in_([ecopy.id for ecopy in due]), ECopy.expiry_notified_at.is_(None))
+            .values(expiry_notified_at=now, updated_at=ECopy.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != len(due):  # type: ignore[attr-defined]
+            session.rollback()
+            return 0
         announced = [ecopy for ecopy in due if ecopy.status == ECopyStatus.VALID]
         for ecopy in announced:
             enqueue_event(session, ecopy, "expired")
-        if due:
-            # ``updated_at`` kept: the listing's ETag changed when the validity ended.
-            session.execute(
-                update(ECopy)
-                .where(ECopy.id.in_([ecopy.id for ecopy in due]))
-                .values(expiry_notified_at=now, updated_at=ECopy.updated_at)
-                .execution_options(synchronize_session=False)
-            )
         for ecopy in announced:
             audit.record(
                 session,
