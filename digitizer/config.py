@@ -164,6 +164,9 @@ class WebhookSettings(BaseModel):
     #: How often each worker sends due deliveries, and how many per pass.
     deliver_seconds: float = 5.0
     batch: int = 50
+    #: After a secret rotation, deliveries are signed with the old secret too for this
+    #: long (the receiver switches when it is ready).
+    rotation_grace_s: float = 86400.0
 
 
 class AuthSettings(BaseModel):

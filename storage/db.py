@@ -412,6 +412,10 @@ class Subscriber(Base):
     url: Mapped[str] = mapped_column(String(500))
     #: HMAC secret, encrypted with the deployment key.
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The secret before the last rotation, still signing deliveries (beside the new one)
+    #: until ``previous_secret_until``.
+    previous_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_until: Mapped[datetime | None] = mapped_column()
     #: The portal client whose consent grants decide which citizens it hears about.
     client_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,7 +37,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +49,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from digitizer.config import Settings, WebhookSettings
-from digitizer.errors import InvalidRequestError, NotFoundError, WebhookUrlNotAllowedError
+from digitizer.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    WebhookUrlNotAllowedError,
+)
 from digitizer.services import audit
 from digitizer.services.keys import Actor
 from digitizer.services.secrets import master_secret
@@ -204,8 +209,10 @@ def verify_signature(
     """For receivers: whether ``header`` signs ``body`` at a fresh ``timestamp``.
 
     ``timestamp`` is the ``X-Sohoa-Timestamp`` header, ``body`` the raw request
-    body (before any JSON parsing), ``header`` the ``X-Sohoa-Signature`` header.
-    A timestamp more than ``tolerance_s`` away from ``now`` is refused (replays).
+    body (before any JSON parsing), ``header`` the ``X-Sohoa-Signature`` header: one
+    ``sha256=...`` signature, or two separated by a comma while a rotated secret's grace
+    period runs (any one made with ``secret`` will do). A timestamp more than
+    ``tolerance_s`` away from ``now`` is refused (replays).
     """
     try:
         sent = int(timestamp)
@@ -214,7 +221,9 @@ def verify_signature(
     current = time.time() if now is None else now
     if abs(current - sent) > tolerance_s:
         return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header or "")
+    expected = sign(secret, timestamp, body)
+    offered = [part.strip() for part in (header or "").split(",")][:4]
+    return any([hmac.compare_digest(expected, part) for part in offered])
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -233,8 +242,25 @@ def encrypt_secret(settings: Settings, secret: str, subscriber_id: str) -> bytes
 
 def decrypt_secret(settings: Settings, subscriber: Subscriber) -> str:
     """The subscriber's secret, for signing."""
-    blob = subscriber.secret_encrypted
-    return _secret_cipher(settings).decrypt(blob[:12], blob[12:], subscriber.id.encode()).decode()
+    return _decrypt(settings, subscriber.secret_encrypted, subscriber.id)
+
+
+def signing_secrets(settings: Settings, subscriber: Subscriber, now: datetime) -> list[str]:
+    """The secrets that sign a delivery now: the current one, and the one before the last
+    rotation while its grace period runs."""
+    found = [decrypt_secret(settings, subscriber)]
+    previous, until = subscriber.previous_secret_encrypted, subscriber.previous_secret_until
+    if previous is not None and until is not None and _aware(until) > now:
+        found.append(_decrypt(settings, previous, subscriber.id))
+    return found
+
+
+def _decrypt(settings: Settings, blob: bytes, subscriber_id: str) -> str:
+    return _secret_cipher(settings).decrypt(blob[:12], blob[12:], subscriber_id.encode()).decode()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- allow-list --------------------------------------------------------------------------
@@ -304,7 +330,7 @@ def register(
     client = session.get(ApiKey, client_id)
     if client is None or client.revoked_at is not None or client.role != "portal":
         raise InvalidRequestError("client_id must be the key id of an active portal client")
-    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    secret = _new_secret()
     subscriber_id = new_id()
     subscriber = Subscriber(
         id=subscriber_id,
@@ -321,6 +347,46 @@ def register(
         actor,
         "subscriber.create",
         detail={"subscriber_id": subscriber.id, "client_id": client_id},
+    )
+    return subscriber, secret
+
+
+def _new_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def rotate_secret(
+    session: Session, settings: Settings, actor: Actor | None, subscriber_id: str
+) -> tuple[Subscriber, str]:
+    """Give a subscriber a new secret; returns it and the secret (shown once).
+
+    The old secret keeps signing deliveries beside the new one for
+    ``webhooks.rotation_grace_s`` (a secret rotated twice within that time: the one in
+    use before the second rotation is kept).
+
+    Raises:
+        NotFoundError: no such subscriber.
+        ConflictError: the subscriber was revoked.
+    """
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFoundError("no subscriber has this id")
+    if subscriber.revoked_at is not None:
+        raise ConflictError("the subscriber was revoked; register it again")
+    secret = _new_secret()
+    now = utcnow()
+    subscriber.previous_secret_encrypted = subscriber.secret_encrypted
+    subscriber.previous_secret_until = now + timedelta(seconds=settings.webhooks.rotation_grace_s)
+    subscriber.secret_encrypted = encrypt_secret(settings, secret, subscriber.id)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "subscriber.rotate",
+        detail={
+            "subscriber_id": subscriber.id,
+            "previous_until": subscriber.previous_secret_until.isoformat(timespec="seconds"),
+        },
     )
     return subscriber, secret
 
@@ -363,7 +429,8 @@ class DeliveryReport:
 class _Claimed:
     id: int
     url: str
-    secret: str | None
+    #: The secrets that sign it (empty when refused).
+    secrets: list[str]
     body: bytes
     event: str
     attempts: int
@@ -393,13 +460,13 @@ def _claim(settings: Settings, limit: int, now: datetime) -> list[_Claimed]:
         for delivery in session.scalars(query):
             subscriber = session.get(Subscriber, delivery.subscriber_id)
             refusal = None
-            secret = None
+            signing: list[str] = []
             if subscriber is None or subscriber.revoked_at is not None:
                 refusal = "the subscriber was revoked"
             else:
                 try:
                     check_url(config, subscriber.url)
-                    secret = decrypt_secret(settings, subscriber)
+                    signing = signing_secrets(settings, subscriber, now)
                 except WebhookUrlNotAllowedError as exc:
                     refusal = exc.detail
             delivery.next_attempt_at = lease
@@ -407,7 +474,7 @@ def _claim(settings: Settings, limit: int, now: datetime) -> list[_Claimed]:
                 _Claimed(
                     id=delivery.id,
                     url=subscriber.url if subscriber else "",
-                    secret=secret,
+                    secrets=signing,
                     body=json.dumps(
                         delivery.payload, ensure_ascii=False, separators=(",", ":")
                     ).encode(),
@@ -421,7 +488,7 @@ def _claim(settings: Settings, limit: int, now: datetime) -> list[_Claimed]:
 
 def _send(client: httpx.Client, item: _Claimed) -> str | None:
     """POST one delivery; ``None`` on a 2xx answer, else the reason."""
-    assert item.secret is not None
+    assert item.secrets
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -429,7 +496,7 @@ def _send(client: httpx.Client, item: _Claimed) -> str | None:
         DELIVERY_HEADER: str(item.id),
         TIMESTAMP_HEADER: timestamp,
         EVENT_HEADER: item.event,
-        SIGNATURE_HEADER: sign(item.secret, timestamp, item.body),
+        SIGNATURE_HEADER: ", ".join(sign(secret, timestamp, item.body) for secret in item.secrets),
     }
     try:
         response = client.post(item.url, content=item.body, headers=headers)

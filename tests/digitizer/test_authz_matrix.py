@@ -126,6 +126,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # -- webhooks ----------------------------------------------------------------------
     ("POST", "/v1/subscribers"): Rule(ADMIN),
     ("GET", "/v1/subscribers"): Rule(ADMIN),
+    ("POST", "/v1/subscribers/{subscriber_id}/secret"): Rule(ADMIN),
     ("DELETE", "/v1/subscribers/{subscriber_id}"): Rule(ADMIN),
     # -- search ------------------------------------------------------------------------
     ("POST", "/v1/search"): Rule(STAFF, OFFICE_LIST, body={"json": {}}),

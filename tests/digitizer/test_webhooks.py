@@ -467,3 +467,52 @@ def test_expiry_is_not_announced_without_a_grant(hooks: Settings, receiver: Rece
     assert webhooks.announce_expiries(hooks) == 1
     with session_scope(hooks.db.url) as session:
         assert session.scalars(select(WebhookDelivery)).all() == []
+
+
+@pytest.mark.smoke
+def test_rotated_secret_signs_beside_the_old_one_until_the_grace_ends(
+    hooks: Settings, receiver: Receiver
+) -> None:
+    client_id = _portal(hooks)
+    created = _register(hooks, receiver.url, client_id)
+    old = created["secret"]
+    admin = client(hooks, "admin")
+    answer = admin.post(f"/v1/subscribers/{created['id']}/secret")
+    assert answer.status_code == 200, answer.text
+    new = answer.json()["secret"]
+    assert new.startswith("whsec_") and new != old
+    assert answer.json()["previous_secret_until"]
+
+    def delivered_with() -> Received:
+        _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
+        assert len(webhooks.deliver_due(hooks).delivered) == 1
+        return receiver.received[-1]
+
+    def verifies(secret: str, got: Received) -> bool:
+        headers = {k.lower(): v for k, v in got.headers.items()}
+        return webhooks.verify_signature(
+            secret, headers["x-sohoa-timestamp"], got.body, headers["x-sohoa-signature"]
+        )
+
+    during = delivered_with()
+    assert during.headers["X-Sohoa-Signature"].count("sha256=") == 2
+    assert verifies(new, during) and verifies(old, during)
+    assert not verifies("whsec_other", during)
+
+    with session_scope(hooks.db.url) as session:  # the grace period is over
+        row = session.get(webhooks.Subscriber, created["id"])
+        assert row is not None and row.previous_secret_encrypted is not None
+        assert old.encode() not in row.previous_secret_encrypted
+        assert new.encode() not in row.secret_encrypted
+        row.previous_secret_until = utcnow() - timedelta(seconds=1)
+    after = delivered_with()
+    assert after.headers["X-Sohoa-Signature"].count("sha256=") == 1
+    assert verifies(new, after) and not verifies(old, after)
+
+    with session_scope(hooks.db.url) as session:
+        assert "subscriber.rotate" in session.scalars(select(AuditEvent.action)).all()
+    assert admin.post("/v1/subscribers/" + "0" * 32 + "/secret").status_code == 404
+    assert admin.delete(f"/v1/subscribers/{created['id']}").status_code == 204
+    refused = admin.post(f"/v1/subscribers/{created['id']}/secret")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("application/problem+json")

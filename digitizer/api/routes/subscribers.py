@@ -1,4 +1,5 @@
-"""Webhook subscribers (admin): register at an allow-listed host, list, revoke."""
+"""Webhook subscribers (admin): register at an allow-listed host, list, rotate the
+secret, revoke."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ class SubscriberCreated(SubscriberPublic):
     secret: str = Field(description="HMAC secret for X-Sohoa-Signature; shown once")
 
 
+class SubscriberRotated(SubscriberCreated):
+    previous_secret_until: datetime = Field(
+        description="Until then deliveries carry the old secret's signature too"
+    )
+
+
 def _public(session: Any, row: Subscriber) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -78,6 +85,24 @@ def create_subscriber(
 def list_subscribers(session: SessionDep, actor: Admin) -> list[SubscriberPublic]:
     """Every subscriber (revoked ones too) with its delivery counts."""
     return [SubscriberPublic(**_public(session, row)) for row in webhooks.list_subscribers(session)]
+
+
+@router.post(
+    "/subscribers/{subscriber_id}/secret",
+    response_model=SubscriberRotated,
+    responses={**_PROBLEMS, 409: {"model": Problem, "description": "Subscriber revoked"}},
+)
+def rotate_subscriber_secret(
+    subscriber_id: str, session: SessionDep, settings: SettingsDep, actor: Admin
+) -> SubscriberRotated:
+    """Give a subscriber a new signing secret (in this answer only). Deliveries carry both
+    the new and the old secret's signatures (``X-Sohoa-Signature: sha256=NEW, sha256=OLD``)
+    for ``SOHOA_WEBHOOKS__ROTATION_GRACE_S`` (a day by default), then the new one only."""
+    row, secret = webhooks.rotate_secret(session, settings, actor, subscriber_id)
+    assert row.previous_secret_until is not None
+    return SubscriberRotated(
+        **_public(session, row), secret=secret, previous_secret_until=row.previous_secret_until
+    )
 
 
 @router.delete("/subscribers/{subscriber_id}", status_code=204, responses=_PROBLEMS)
