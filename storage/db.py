@@ -10,15 +10,16 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -37,6 +38,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+def iso_date(value: Any) -> date | None:
+    """A ``YYYY-MM-DD`` field value as a date (None when it is not one)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
 
 
 def utcnow() -> datetime:
@@ -162,6 +173,8 @@ class Document(Base):
     #: Document type and number, copied out of ``results`` for queries and search.
     doc_type: Mapped[str | None] = mapped_column(String(50))
     doc_number: Mapped[str | None] = mapped_column(String(100))
+    #: The paper's own issue date (its ``issue_date`` field, as reviewed), for search.
+    issued_on: Mapped[date | None] = mapped_column(Date)
     #: Version of the classification model that proposed the type and fields.
     model_version: Mapped[str | None] = mapped_column(String(64))
     reviewed_by: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
@@ -169,11 +182,20 @@ class Document(Base):
     #: Recognised text (all pages) for clerks' full-text search.
     search_text: Mapped[str | None] = mapped_column(Text)
 
+    def copy_out(self, doc_type: str | None, values: Mapping[str, Any]) -> None:
+        """Set the columns queries and search use from the document's effective type and
+        field values (as reviewed, corrected or extracted): type, number, issue date."""
+        self.doc_type = doc_type
+        number = values.get("document_number")
+        self.doc_number = str(number)[:100] if number else None
+        self.issued_on = iso_date(values.get("issue_date"))
+
     __table_args__ = (
         Index("ix_documents_state", "state"),
         Index("ix_documents_citizen", "citizen_id"),
         Index("ix_documents_office_state", "office", "state"),
         Index("ix_documents_type_number", "doc_type", "doc_number"),
+        Index("ix_documents_office_issued", "office", "issued_on"),
         # coalesce: documents without an office (one-office deployments, the CLI)
         # deduplicate among themselves too (NULLs are distinct in a plain unique index).
         Index(

@@ -266,14 +266,17 @@ class ProcessingService:
 
     @staticmethod
     def _copy_out(doc: Document, classified: dict[str, Any], result: PipelineResult) -> None:
-        """Columns for queries and search: type, number, model version, recognised text."""
+        """Columns for queries and search: type, number, issue date, model version, text."""
         corrections = (doc.results or {}).get("corrections") or {}
         corrected_fields = corrections.get("fields") or {}
-        doc.doc_type = corrections.get("doc_type") or classified.get("doc_type")
-        number = corrected_fields.get("document_number")
-        if number is None and "document_number" not in corrected_fields:
-            number = (classified.get("fields") or {}).get("document_number", {}).get("value")
-        doc.doc_number = str(number)[:100] if number else None
+        proposed = classified.get("fields") or {}
+        values = {
+            name: corrected_fields[name]
+            if name in corrected_fields
+            else (proposed.get(name) or {}).get("value")
+            for name in ("document_number", "issue_date")
+        }
+        doc.copy_out(corrections.get("doc_type") or classified.get("doc_type"), values)
         doc.model_version = classified.get("model_version")
         # PostgreSQL text cannot hold NUL; pages stay separated by form feeds.
         doc.search_text = result.text.replace("\x00", "") or None

@@ -431,9 +431,7 @@ def _apply(
     results["corrections"] = corrections
     doc.results = results
     effective = view(doc)
-    doc.doc_type = effective.doc_type
-    number = effective.fields.get("document_number")
-    doc.doc_number = number.value[:100] if number and number.value else None
+    doc.copy_out(effective.doc_type, {n: f.value for n, f in effective.fields.items()})
     return corrections
 
 
@@ -513,9 +511,7 @@ def approve(
         "at": now.isoformat(),
     }
     doc.results = results
-    doc.doc_type = effective.doc_type
-    number = values.get("document_number")
-    doc.doc_number = number[:100] if number else None
+    doc.copy_out(effective.doc_type, values)
     doc.state = DocumentState.APPROVED
     doc.reviewed_by = actor.key_id
     doc.reviewed_at = now

@@ -1,4 +1,5 @@
-"""Clerks' search over their office's documents: by citizen, type, number, dates, full text.
+"""Clerks' search over their office's documents: by citizen, type, number, dates (of
+digitization, and of issue: the paper's own ``issue_date``), full text.
 
 PostgreSQL: full-text search over the recognised text, accent-insensitive
 (``sohoa_search_vector`` / ``sohoa_search_query`` of migration 0007, served by a
@@ -42,6 +43,9 @@ class SearchQuery:
     doc_number: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    #: The paper's own issue date (its reviewed ``issue_date`` field), inclusive.
+    issued_from: date | None = None
+    issued_to: date | None = None
     q: str | None = None
     limit: int = 20
     cursor: str | None = None
@@ -53,6 +57,7 @@ class SearchHit:
     filename: str
     doc_type: str | None
     doc_number: str | None
+    issued_on: date | None
     state: str
     created_at: datetime
     snippet: str | None
@@ -132,6 +137,8 @@ def validate(query: SearchQuery) -> None:
         raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}")
     if query.date_from and query.date_to and query.date_from > query.date_to:
         raise InvalidRequestError("date_from is after date_to")
+    if query.issued_from and query.issued_to and query.issued_from > query.issued_to:
+        raise InvalidRequestError("issued_from is after issued_to")
     if query.q is not None and len(query.q) > _MAX_QUERY:
         raise InvalidRequestError(f"q is longer than {_MAX_QUERY} characters")
 
@@ -143,7 +150,16 @@ def search(
     validate(query)
     used = sorted(
         name
-        for name in ("citizen_pid", "doc_type", "doc_number", "date_from", "date_to", "q")
+        for name in (
+            "citizen_pid",
+            "doc_type",
+            "doc_number",
+            "date_from",
+            "date_to",
+            "issued_from",
+            "issued_to",
+            "q",
+        )
         if getattr(query, name) not in (None, "")
     )
     citizen_id: str | None = None
@@ -161,6 +177,10 @@ def search(
     if query.date_to:
         end = datetime.combine(query.date_to + timedelta(days=1), time(), UTC)
         stmt = stmt.where(Document.created_at < end)
+    if query.issued_from:
+        stmt = stmt.where(Document.issued_on >= query.issued_from)
+    if query.issued_to:
+        stmt = stmt.where(Document.issued_on <= query.issued_to)
     text = (query.q or "").strip()
     if text:
         stmt = stmt.where(_text_clause(session, text))
@@ -183,6 +203,7 @@ def search(
             filename=d.filename,
             doc_type=d.doc_type,
             doc_number=d.doc_number,
+            issued_on=d.issued_on,
             state=d.state,
             created_at=d.created_at,
             snippet=snippet(d.search_text, words) if text else None,

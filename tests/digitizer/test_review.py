@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ from digitizer.pipeline.training import load_model, train_default
 from digitizer.services.keys import create_key
 from digitizer.services.wiring import object_store
 from digitizer.stack import settings_env
-from storage.db import ApiKey, AuditEvent, Document, ReviewLabel, session_scope
+from storage.db import ApiKey, AuditEvent, Document, ReviewLabel, iso_date, session_scope
 from tests.helpers import drain
 
 PROBLEM = "application/problem+json"
@@ -304,6 +305,40 @@ def test_corrections_are_validated_and_stored_without_approving(rsettings: Setti
             select(AuditEvent.detail).where(AuditEvent.action == "review.correct")
         ).all()
     assert PID not in str(details)
+
+
+def test_issue_date_follows_the_review_and_is_searchable(rsettings: Settings) -> None:
+    """``documents.issued_on`` holds the paper's issue date as extracted, then as
+    corrected and approved; clerks search by it (``issued_from`` / ``issued_to``)."""
+    api = staff(rsettings, "approver")
+    doc_id = residence(rsettings, api, 0)
+    drain(rsettings)
+    before = row(rsettings, doc_id)
+    extracted = (before.results["fields"].get("issue_date") or {}).get("value")
+    assert before.issued_on == iso_date(extracted)
+    corrected = api.put(
+        f"/v1/review/{doc_id}",
+        json={"doc_type": "residence_confirmation", "fields": {"issue_date": "2023-03-04"}},
+    )
+    assert corrected.status_code == 200, corrected.text
+    assert row(rsettings, doc_id).issued_on == date(2023, 3, 4)
+    approved = api.post(
+        f"/v1/review/{doc_id}/approve",
+        json={"doc_type": "residence_confirmation", "fields": {"issue_date": "2024-12-10"}},
+    )
+    assert approved.status_code == 200, approved.text
+    assert row(rsettings, doc_id).issued_on == date(2024, 12, 10)
+
+    clerk = staff(rsettings, "clerk")
+    day = {"issued_from": "2024-12-10", "issued_to": "2024-12-10"}
+    [hit] = clerk.post("/v1/search", json=day).json()["items"]
+    assert hit["id"] == doc_id and hit["issued_on"] == "2024-12-10"
+    assert clerk.post("/v1/search", json={"issued_from": "2024-12-11"}).json()["items"] == []
+    assert clerk.post("/v1/search", json={"issued_to": "2024-12-09"}).json()["items"] == []
+    backwards = clerk.post(
+        "/v1/search", json={"issued_from": "2024-12-11", "issued_to": "2024-12-10"}
+    )
+    assert backwards.status_code == 422
 
 
 def test_approve_records_a_label_and_refuses_other_states(rsettings: Settings) -> None:

@@ -63,3 +63,46 @@ def test_expiry_notice_migration_marks_only_what_had_already_expired(db: str) ->
         "current": False,
         "forever": False,
     }
+
+
+@pytest.mark.smoke
+def test_issue_date_migration_fills_in_from_stored_results(db: str) -> None:
+    """0013: ``issued_on`` of existing documents from their results (reviewed, else
+    corrected, else extracted; a value that is not a date gives none)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.db import session_scope
+    from tests.digitizer import rows
+
+    results = {
+        "extracted": {"fields": {"issue_date": {"value": "2019-05-02"}}},
+        "corrected": {
+            "fields": {"issue_date": {"value": "2019-05-02"}},
+            "corrections": {"fields": {"issue_date": "2020-01-31"}},
+        },
+        "reviewed": {
+            "fields": {"issue_date": {"value": "2019-05-02"}},
+            "corrections": {"fields": {"issue_date": "2020-01-31"}},
+            "reviewed": {"fields": {"issue_date": "2021-07-15"}},
+        },
+        "not a date": {"fields": {"issue_date": {"value": "ngày 5 tháng 3"}}},
+        "none": {"fields": {}},
+    }
+    ids = {}
+    with session_scope(db) as session:
+        for name, stored in results.items():
+            doc = rows.document(session, citizen_id=None)
+            doc.results = stored
+            ids[doc.id] = name
+    command.downgrade(migrate.alembic_config(db), "0012")
+    migrate.upgrade(db)
+    with get_engine(db).connect() as conn:
+        found = conn.execute(text("SELECT id, issued_on FROM documents")).all()
+    assert {ids[i]: str(on)[:10] if on else None for i, on in found} == {
+        "extracted": "2019-05-02",
+        "corrected": "2020-01-31",
+        "reviewed": "2021-07-15",
+        "not a date": None,
+        "none": None,
+    }

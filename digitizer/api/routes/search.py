@@ -32,6 +32,12 @@ class SearchRequest(BaseModel):
     doc_number: str | None = Field(default=None, max_length=100)
     date_from: date | None = Field(default=None, description="Digitized on or after (UTC)")
     date_to: date | None = Field(default=None, description="Digitized on or before (UTC)")
+    issued_from: date | None = Field(
+        default=None, description="Issued on or after (the document's own issue date)"
+    )
+    issued_to: date | None = Field(
+        default=None, description="Issued on or before (the document's own issue date)"
+    )
     q: str | None = Field(
         default=None,
         max_length=500,
@@ -47,6 +53,7 @@ class SearchResult(BaseModel):
     filename: str
     doc_type: str | None
     doc_number: str | None
+    issued_on: date | None = Field(description="The document's own issue date, when known")
     state: str
     created_at: datetime
     snippet: str | None = Field(description="Text around the first match (with q)")

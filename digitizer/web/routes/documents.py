@@ -134,13 +134,15 @@ def search(
     doc_number: Annotated[str, Form(max_length=100)] = "",
     date_from: Annotated[str, Form(max_length=10)] = "",
     date_to: Annotated[str, Form(max_length=10)] = "",
+    issued_from: Annotated[str, Form(max_length=10)] = "",
+    issued_to: Annotated[str, Form(max_length=10)] = "",
     q: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Results, newest first (audited as ``search.query``; the personal id never leaves
     this request and is not shown again)."""
     form = {
         "doc_type": doc_type, "doc_number": doc_number, "date_from": date_from,
-        "date_to": date_to, "q": q,
+        "date_to": date_to, "issued_from": issued_from, "issued_to": issued_to, "q": q,
     }  # fmt: skip
     try:
         query = svc.SearchQuery(
@@ -149,6 +151,8 @@ def search(
             doc_number=doc_number.strip() or None,
             date_from=_date(date_from),
             date_to=_date(date_to),
+            issued_from=_date(issued_from),
+            issued_to=_date(issued_to),
             q=q.strip() or None,
             limit=svc.MAX_LIMIT,
         )

@@ -51,5 +51,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_ecopies_expiry_due", table_name="ecopies")
-    with op.batch_alter_table("ecopies") as batch:
-        batch.drop_column("expiry_notified_at")
+    op.drop_column("ecopies", "expiry_notified_at")

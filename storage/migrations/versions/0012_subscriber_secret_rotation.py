@@ -22,14 +22,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.add_column(sa.Column("previous_secret_encrypted", sa.LargeBinary(), nullable=True))
-        batch.add_column(
-            sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "subscribers", sa.Column("previous_secret_encrypted", sa.LargeBinary(), nullable=True)
+    )
+    op.add_column(
+        "subscribers", sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("previous_secret_until")
-        batch.drop_column("previous_secret_encrypted")
+    op.drop_column("subscribers", "previous_secret_until")
+    op.drop_column("subscribers", "previous_secret_encrypted")
