@@ -226,3 +226,27 @@ def test_a_failed_document_shows_its_reason_and_can_be_retried(settings: Setting
         follow_redirects=False,
     )
     assert away.headers["location"] == "/web/"
+
+
+@pytest.mark.smoke
+def test_search_page_finds_papers_by_their_issue_date(settings: Settings) -> None:
+    from tests.digitizer import rows
+
+    with session_scope(settings.db.url) as session:
+        for number, issued in (("12/2019", "2019-05-02"), ("7/2024", "2024-12-10")):
+            doc = rows.document(session, citizen_id=None, office="ubnd-a", doc_number=number)
+            doc.copy_out(doc.doc_type, {"document_number": number, "issue_date": issued})
+    clerk, _ = sign_in(settings, "clerk", office="ubnd-a")
+    token = csrf_of(clerk.get("/web/search").text)
+    found = clerk.post(
+        "/web/search",
+        data={"csrf_token": token, "issued_from": "2024-01-01", "issued_to": "2024-12-31"},
+    )
+    assert found.status_code == 200
+    assert "số 7/2024 · cấp ngày 10/12/2024" in found.text and "12/2019" not in found.text
+    assert 'name="issued_from" type="date" value="2024-01-01"' in found.text
+    backwards = clerk.post(
+        "/web/search",
+        data={"csrf_token": token, "issued_from": "2024-12-31", "issued_to": "2024-01-01"},
+    )
+    assert backwards.status_code == 422 and "Điều kiện tìm kiếm không hợp lệ" in backwards.text
