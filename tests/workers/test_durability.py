@@ -168,6 +168,32 @@ def test_lost_queued_job_is_requeued(settings: Settings) -> None:
     assert "lost" in doc.failures[0]["reason"]
 
 
+def test_job_stranded_by_a_worker_dying_as_it_took_it_is_requeued(settings: Settings) -> None:
+    """GIVEN a worker killed between taking a job off the queue (rq moves it to its
+    intermediate list) and starting it, so the job still says ``queued`` WHEN the sweeper
+    runs THEN the job is taken out of that list and queued again, and the document
+    completes once (seen in the fault matrix: rq cleans that list only every 10 minutes)."""
+    settings = settings.model_copy(update={"worker": FAST})
+    doc_id = _upload(settings, "a.png", samples.png())
+    relay_outbox(settings)
+    queue = get_queue(settings)
+    job_id = process_job_id(doc_id)
+    moved = queue.connection.lmove(queue.key, queue.intermediate_queue_key)  # what dies
+    assert moved is not None and moved.decode() == job_id
+    assert queue.fetch_job(job_id).get_status() == "queued"  # type: ignore[union-attr]
+    assert queue.count == 0
+    with session_scope(settings.db.url) as session:
+        session.execute(update(Document).values(updated_at=utcnow() - timedelta(minutes=5)))
+    report = sweep(settings)
+    assert report.requeued == [doc_id]
+    assert queue.intermediate_queue.get_job_ids() == []
+    assert queue.get_job_ids() == [job_id]
+    drain(settings)
+    doc = _state(settings, doc_id)
+    assert doc.state == "ready" and doc.attempts == 1
+    assert "its worker died as it took the job" in doc.failures[0]["reason"]
+
+
 def test_waiting_job_is_left_alone(settings: Settings) -> None:
     settings = settings.model_copy(update={"worker": FAST})
     doc_id = _upload(settings, "a.png", samples.png())
