@@ -358,8 +358,9 @@ def main() -> None:
     for index, n in enumerate(counts * args.repeat):  # 1, 2, 1, 2, ...: rounds close in time
         # A directory of its own per run: a run that found the last one's objects in its
         # store would skip the OCR and time nothing.
-        (work / f"run{index}").mkdir()
-        runs.append(run_once(args, pages, blobs, n, work / f"run{index}"))
+        directory = work / f"run{index}"
+        directory.mkdir()
+        runs.append(run_once(args, pages, blobs, n, directory))
         references.append(raw_ocr_s(engine, pages))
     for run, before, after in zip(runs, references, references[1:], strict=False):
         raw, raw_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2

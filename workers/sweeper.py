@@ -163,11 +163,13 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
         for doc in session.scalars(query):
             job = queue.fetch_job(process_job_id(doc.id))
             status = job.get_status(refresh=True) if job is not None else None
+            stranded = False
             if doc.state == DocumentState.QUEUED and status in _WAITING:
                 if taken is None:
                     taken = set(queue.intermediate_queue.get_job_ids())
                 if job is None or job.id not in taken:
                     continue  # waiting its turn in a long queue: nothing lost
+                stranded = True
                 # Taken off the queue by a worker that died before starting it: a stale
                 # document's job has sat in rq's intermediate list far longer than the
                 # moment a live worker needs, and rq cleans that list only every ten
@@ -183,7 +185,7 @@ def sweep(settings: Settings, limit: int = 500) -> SweepReport:
                 continue  # a worker took it just now and is about to claim the document
             if doc.state == DocumentState.PROCESSING:
                 reason = "processing stopped without a result (the worker died or was killed)"
-            elif taken is not None and job is not None and job.id in taken:
+            elif stranded:
                 reason = "the queued job was lost (its worker died as it took the job)"
             else:
                 reason = "the queued job was lost (queue restarted or job removed)"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -27,7 +27,16 @@ from sqlalchemy.orm import Session
 from digitizer.errors import ConflictError, NotFoundError
 from digitizer.services import audit, review, webhooks
 from digitizer.services.keys import Actor
-from storage.db import Citizen, Document, DocumentState, ECopy, ECopyStatus, shown_status, utcnow
+from storage.db import (
+    Citizen,
+    Document,
+    DocumentState,
+    ECopy,
+    ECopyStatus,
+    iso_date,
+    shown_status,
+    utcnow,
+)
 
 #: Document types of which a citizen has one current version.
 ONE_PER_CITIZEN = frozenset(
@@ -67,13 +76,8 @@ def reviewed_answer(doc: Document) -> tuple[str | None, dict[str, Any]]:
 
 def parse_date(value: Any) -> datetime | None:
     """An ISO ``YYYY-MM-DD`` field value as midnight UTC (None when not a date)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        day = date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    day = iso_date(value)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
 
 
 def get_ecopy(session: Session, ecopy_id: str, *, for_update: bool = False) -> ECopy:

@@ -37,7 +37,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -178,7 +178,7 @@ def announce_expiries(settings: Settings, *, limit: int = 500, now: datetime | N
         announced = [ecopy for ecopy in due if ecopy.status == ECopyStatus.VALID]
         for ecopy in announced:
             enqueue_event(session, ecopy, "expired")
-        for ecopy in announced:
+        for ecopy in announced:  # last: the audit chain stays locked until the commit
             audit.record(
                 session,
                 None,
@@ -250,17 +250,13 @@ def signing_secrets(settings: Settings, subscriber: Subscriber, now: datetime) -
     rotation while its grace period runs."""
     found = [decrypt_secret(settings, subscriber)]
     previous, until = subscriber.previous_secret_encrypted, subscriber.previous_secret_until
-    if previous is not None and until is not None and _aware(until) > now:
+    if previous is not None and until is not None and until > now:
         found.append(_decrypt(settings, previous, subscriber.id))
     return found
 
 
 def _decrypt(settings: Settings, blob: bytes, subscriber_id: str) -> str:
     return _secret_cipher(settings).decrypt(blob[:12], blob[12:], subscriber_id.encode()).decode()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- allow-list --------------------------------------------------------------------------
