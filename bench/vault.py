@@ -17,7 +17,9 @@ the API's peak memory (PSS of the uvicorn process tree, so pages shared by the
 forked workers count once), the CPU seconds of the measured window spent by the API,
 PostgreSQL, the load generator and the rest of the machine (``cpu_s``,
 ``cpu_ms_per_call``), and the median latencies of one client alone first
-(``solo_*``: the service time of a call, without queueing behind 15 others).
+(``solo_*``: the service time of a call, without queueing behind 15 others), and the
+lowest and highest of the clients' mean list latencies (``list_ms_mean_by_client``: far
+apart when the clients are not served alike).
 
     python -m bench.vault [--duration 30] [--clients 16] [--api-workers 2]
                           [--citizens 10000] [--ecopies 50000] [--pg-url URL]
@@ -326,12 +328,19 @@ async def run_load(
         cpu_before = cpu_seconds(cpu_groups or {})
         started = time.perf_counter()
         deadline = started + duration
+        # one record per client, merged after: the spread of their means shows whether
+        # the clients were served alike (a worker holding more of them makes it wide)
+        own: list[dict[str, Any]] = [{"list_ms": [], "fetch_ms": [], "errors": []} for _ in pool]
         await asyncio.gather(
             *(
-                _client(pool[i], citizen_ids, deadline, random.Random(1000 + i), stats)
+                _client(pool[i], citizen_ids, deadline, random.Random(1000 + i), own[i])
                 for i in range(clients)
             )
         )
+        for record in own[:clients]:
+            for name in ("list_ms", "fetch_ms", "errors"):
+                stats[name].extend(record[name])
+        stats["list_means"] = [sum(r["list_ms"]) / len(r["list_ms"]) for r in own if r["list_ms"]]
         stats["elapsed_s"] = time.perf_counter() - started
         stats["cpu_s"] = delta(cpu_before, cpu_seconds(cpu_groups or {}))
     finally:
@@ -455,6 +464,10 @@ def main() -> None:
             "list_ms_p50": round(_percentile(stats["list_ms"], 0.50), 1),
             "list_ms_p99": round(_percentile(stats["list_ms"], 0.99), 1),
             "list_p99_target_ms": 50,
+            "list_ms_mean_by_client": {
+                "min": round(min(stats["list_means"]), 1),
+                "max": round(max(stats["list_means"]), 1),
+            },
             "fetch_calls": len(stats["fetch_ms"]),
             "fetch_ms_p50": round(_percentile(stats["fetch_ms"], 0.50), 1),
             "fetch_ms_p99": round(_percentile(stats["fetch_ms"], 0.99), 1),
