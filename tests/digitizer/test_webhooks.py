@@ -371,7 +371,9 @@ def test_a_pass_stops_starting_requests_when_its_time_is_up(
     _register(hooks, receiver.url, client_id)
     for _ in range(3):
         _vault_event(hooks, granted=["birth_certificate"], client_id=client_id)
-    report = webhooks.deliver_due(hooks, budget_s=0.1)
+    # a budget spent before the first request (as setting up can take on a loaded
+    # machine): that one still starts, so every pass makes progress; no other does
+    report = webhooks.deliver_due(hooks, budget_s=0.0)
     assert len(report.delivered) == 1 and len(receiver.received) == 1
     with session_scope(hooks.db.url) as session:
         waiting = session.scalars(
