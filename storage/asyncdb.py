@@ -1,138 +1,195 @@
-"""PostgreSQL connections for the API's hot reads, without threads (psycopg async).
+"""PostgreSQL connections for the API's hot reads, without threads (asyncpg).
 
 The API's routes are synchronous SQLAlchemy code run in a thread pool; that costs a thread
 hop per dependency and Python-level ORM work per statement. The calls every portal makes
 all the time (authenticating a key, listing a citizen's documents, fetching one, auditing
-the read) run instead on the event loop over these connections: autocommit (one
-statement, one transaction), UTC, at most ``size`` per API process, opened on demand.
+the read) run instead on the event loop over these connections: no explicit transaction
+(one statement, one transaction), UTC, at most ``size`` per API process and event loop,
+opened on demand.
 
-A deliberately small pool rather than psycopg_pool's: its background tasks and locks
-belong to the event loop that opened it, while Starlette's TestClient (and any caller
-of ``asyncio.run``) may serve consecutive requests from different loops. psycopg's
-connections are not tied to a loop when used by one task at a time, which is all this
-pool does; the limit is a semaphore per loop. A connection that fails is dropped; a
-reused one that fails (a database restart since) is replaced once before giving up.
+Why asyncpg rather than psycopg's async connections (which the rest of the service's
+SQLAlchemy code uses, synchronously): measured on the vault benchmark's database, one
+portal listing statement cost the API process 640 us of CPU through psycopg and 365 us
+through asyncpg (its protocol is compiled), a batch of four audit events 1,020 us against
+560 us. These statements are most of what the API does under portal load.
+
+A deliberately small pool rather than asyncpg's: an asyncpg connection belongs to the
+event loop that opened it, and Starlette's TestClient (and any caller of
+``asyncio.run``) may serve consecutive requests from different loops, so idle
+connections are kept per loop, and so is the limit. A connection that fails is dropped;
+a reused one that fails (a database restart since) is replaced once before giving up.
 SQLite (the embedded stack) has no such pool: callers use the synchronous path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
-import psycopg
-from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+import asyncpg
 from sqlalchemy.engine import make_url
 
-#: What an outage looks like from here (mapped to 503 by the API).
-UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
+from storage.statements import Sql
+
+#: What an outage looks like from here (mapped to 503 by the API): the server refusing or
+#: dropping connections, shutting down or starting up, or not answering in time.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
 
 T = TypeVar("T")
-Connection = psycopg.AsyncConnection[dict[str, Any]]
+Connection: TypeAlias = "asyncpg.Connection[Any]"
 
 
-def conninfo(url: str) -> str:
-    """A libpq connection string from a SQLAlchemy URL (``postgresql+psycopg://...``)."""
+def dsn(url: str) -> str:
+    """A libpq-style URL from a SQLAlchemy URL (``postgresql+psycopg://...``)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _json_codec(conn: Connection) -> None:
+    # json and jsonb values as Python objects (asyncpg's default is their text)
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class _LoopSlots:
+    """One event loop's idle connections and its limit."""
+
+    def __init__(self, size: int) -> None:
+        self.idle: list[Connection] = []
+        self.limit = asyncio.Semaphore(size)
+        self.closer: AsyncIterator[None] | None = None
+
+    async def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:  # closing a broken connection: nothing more to do
+                conn.terminate()
 
 
 class AsyncDatabase:
     """A small async connection pool on one PostgreSQL database."""
 
     def __init__(self, url: str, size: int = 8, timeout_s: float = 10.0) -> None:
-        self._conninfo = conninfo(url)
+        self._dsn = dsn(url)
         self._size = size
         self._timeout = timeout_s
-        self._idle: list[Connection] = []
-        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSlots] = (
             weakref.WeakKeyDictionary()
         )
 
     async def _connect(self) -> Connection:
-        return await psycopg.AsyncConnection.connect(
-            self._conninfo,
-            autocommit=True,
-            row_factory=dict_row,
-            options="-c timezone=UTC",
-            connect_timeout=5,
-        )
+        conn = await asyncpg.connect(self._dsn, timeout=5, server_settings={"timezone": "UTC"})
+        try:
+            await _json_codec(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        limit = self._limits.get(loop)
-        if limit is None:
-            limit = self._limits[loop] = asyncio.Semaphore(self._size)
-        await asyncio.wait_for(limit.acquire(), self._timeout)
+    async def _close_at_loop_end(
+        self, loop: asyncio.AbstractEventLoop, slots: _LoopSlots
+    ) -> AsyncIterator[None]:
+        """Suspended for the life of its event loop; asyncio's runner finalizes pending
+        async generators (``loop.shutdown_asyncgens``) while the loop still runs, so the
+        loop's connections are closed on it. One loop per uvicorn worker; one per request
+        in Starlette's TestClient."""
         try:
             yield
         finally:
-            limit.release()
+            self._loops.pop(loop, None)
+            await slots.close()
+
+    async def _slots(self) -> _LoopSlots:
+        loop = asyncio.get_running_loop()
+        slots = self._loops.get(loop)
+        if slots is None:
+            # Loops closed without finalizing their generators: their connections (which
+            # hold them) are let go, for the garbage collector to close.
+            for gone in [other for other in self._loops if other.is_closed()]:
+                del self._loops[gone]
+            slots = self._loops[loop] = _LoopSlots(self._size)
+            slots.closer = self._close_at_loop_end(loop, slots)
+            await anext(slots.closer)
+        return slots
+
+    @asynccontextmanager
+    async def _slot(self, slots: _LoopSlots) -> AsyncIterator[None]:
+        await asyncio.wait_for(slots.limit.acquire(), self._timeout)
+        try:
+            yield
+        finally:
+            slots.limit.release()
 
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """``work(connection)`` on a pooled connection; once more on a fresh connection when
         a reused one turns out broken.
 
         Raises:
-            psycopg.OperationalError: the database is unreachable (see ``UNAVAILABLE``).
+            OSError, asyncpg.PostgresConnectionError, ...: the database is unreachable
+                (see ``UNAVAILABLE``).
         """
-        async with self._slot():
+        slots = await self._slots()
+        async with self._slot(slots):
             for attempt in (1, 2):
-                reused = bool(self._idle)
-                conn = self._idle.pop() if reused else await self._connect()
+                reused = bool(slots.idle)
+                conn = slots.idle.pop() if reused else await self._connect()
                 try:
                     result = await work(conn)
                 except UNAVAILABLE:
-                    await _close(conn)
+                    conn.terminate()
                     if reused and attempt == 1:
                         continue
                     raise
                 except BaseException:
-                    await _close(conn)
+                    conn.terminate()
                     raise
-                if conn.info.transaction_status == TransactionStatus.IDLE:
-                    self._idle.append(conn)
+                if conn.is_closed() or conn.is_in_transaction():
+                    conn.terminate()
                 else:
-                    await _close(conn)
+                    slots.idle.append(conn)
                 return result
         raise AssertionError("unreachable")
 
-    async def fetch_one(self, query: Any, params: Any = None) -> dict[str, Any] | None:
+    async def fetch_one(self, sql: Sql, params: Mapping[str, Any]) -> dict[str, Any] | None:
         async def work(conn: Connection) -> dict[str, Any] | None:
-            return await (await conn.execute(query, params)).fetchone()
+            row = await conn.fetchrow(sql.text, *sql.args(params))
+            return None if row is None else dict(row.items())
 
         return await self.run(work)
 
-    async def fetch_all(self, query: Any, params: Any = None) -> list[dict[str, Any]]:
+    async def fetch_all(self, sql: Sql, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         async def work(conn: Connection) -> list[dict[str, Any]]:
-            return await (await conn.execute(query, params)).fetchall()
+            return [dict(row.items()) for row in await conn.fetch(sql.text, *sql.args(params))]
 
         return await self.run(work)
 
-    async def execute(self, query: Any, params: Any = None) -> None:
+    async def execute(self, sql: Sql, params: Mapping[str, Any]) -> None:
         async def work(conn: Connection) -> None:
-            await conn.execute(query, params)
+            await conn.execute(sql.text, *sql.args(params))
 
         await self.run(work)
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await _close(conn)
-
-
-async def _close(conn: Connection) -> None:
-    try:
-        await conn.close()
-    except Exception:  # closing a broken connection: nothing more to do
-        pass
+        """Close this loop's idle connections (those of other loops are closed as their
+        loops end)."""
+        slots = self._loops.pop(asyncio.get_running_loop(), None)
+        if slots is not None:
+            await slots.close()
 
 
 def async_database(url: str, size: int) -> AsyncDatabase | None:
-    """The async pool (``size`` connections) for a database URL, or None where there is
-    none (SQLite)."""
+    """The async pool (``size`` connections per event loop) for a database URL, or None
+    where there is none (SQLite)."""
     return AsyncDatabase(url, size=size) if url.startswith("postgresql") else None

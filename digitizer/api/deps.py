@@ -86,11 +86,14 @@ class PresentedKey:
             raise
 
 
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (OperationalError, *UNAVAILABLE)
+
+
 async def unavailable_as_503(work: Awaitable[T]) -> T:
     """Await ``work`` over the async pool; an unreachable database is a 503."""
     try:
         return await work
-    except (OperationalError, *UNAVAILABLE) as exc:
+    except _DATABASE_DOWN as exc:
         raise ServiceUnavailableError("the database is unavailable; try again") from exc
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from digitizer.errors import BadInputError
 from digitizer.services.keys import Actor
 from storage.db import AuditAnchor, AuditEvent, utcnow
+from storage.statements import Sql
 
 if TYPE_CHECKING:
     from digitizer.config import Settings
@@ -123,22 +124,18 @@ def _lock_chain(session: Session) -> None:
 _APPEND_ARGS = (*_CONTENT, "digest")
 
 
-def _append_sql(placeholder: str) -> str:
-    args = ", ".join(
-        f"CAST({placeholder.format(n)} AS json)" if n == "detail" else placeholder.format(n)
-        for n in _APPEND_ARGS
+#: One event's append (migration 0009), for SQLAlchemy.
+_APPEND = text(
+    "SELECT new_seq, new_hash FROM sohoa_audit_append({})".format(
+        ", ".join(f"CAST(:{n} AS json)" if n == "detail" else f":{n}" for n in _APPEND_ARGS)
     )
-    return f"SELECT new_seq, new_hash FROM sohoa_audit_append({args})"
-
-
-#: The append, for SQLAlchemy (``:name``) and for psycopg (``%(name)s``).
-_APPEND = text(_append_sql(":{}"))
+)
 
 #: A batch's append in one statement (migration 0010): one array per column, in order.
-#: Binary parameters (``%b``): in the text format psycopg escapes each array element
-#: with a regular expression.
-_APPEND_MANY_PSYCOPG = "SELECT new_seq, new_hash FROM sohoa_audit_append_many({})".format(
-    ", ".join(f"%({n})b::{'timestamptz' if n == 'at' else 'text'}[]" for n in _APPEND_ARGS)
+_APPEND_MANY = Sql(
+    "SELECT new_seq, new_hash FROM sohoa_audit_append_many({})".format(
+        ", ".join(f"%({n})s::{'timestamptz' if n == 'at' else 'text'}[]" for n in _APPEND_ARGS)
+    )
 )
 
 
@@ -345,7 +342,7 @@ async def _append_many(conn: Any, batch: list[dict[str, Any]]) -> list[tuple[int
     columns = {name: [params[name] for params in batch] for name in _APPEND_ARGS}
     # One statement on an autocommit connection: its own transaction, no BEGIN / COMMIT
     # round trips.
-    rows = await (await conn.execute(_APPEND_MANY_PSYCOPG, columns)).fetchall()
+    rows = await conn.fetch(_APPEND_MANY.text, *_APPEND_MANY.args(columns))
     return [(int(row["new_seq"]), str(row["new_hash"])) for row in rows]
 
 

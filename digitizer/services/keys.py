@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from digitizer.errors import ForbiddenError, NotAuthenticatedError
 from storage.db import ApiKey, utcnow
+from storage.statements import Sql
 
 if TYPE_CHECKING:
     from storage.asyncdb import AsyncDatabase
@@ -144,14 +145,15 @@ KEY_COLUMNS = (
     "expires_at",
     "last_used_at",
 )
-_KEY_ROW = f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE prefix = %s"
+_KEY_ROW = Sql(f"SELECT {', '.join(KEY_COLUMNS)} FROM api_keys WHERE prefix = %(prefix)s")
+_NOTE_USE = Sql("UPDATE api_keys SET last_used_at = %(now)s WHERE id = %(id)s")
 
 
 async def authenticate_async(db: AsyncDatabase, key: str | None) -> Actor:
     """:func:`authenticate` over the API's async pool (no thread, no ORM)."""
     prefix = key_prefix(key)
     assert key is not None
-    return await admit_async(db, key, await db.fetch_one(_KEY_ROW, (prefix,)))
+    return await admit_async(db, key, await db.fetch_one(_KEY_ROW, {"prefix": prefix}))
 
 
 async def admit_async(db: AsyncDatabase, key: str, row: dict[str, Any] | None) -> Actor:
@@ -161,7 +163,7 @@ async def admit_async(db: AsyncDatabase, key: str, row: dict[str, Any] | None) -
     actor = check_key(key, row, now)
     assert row is not None
     if stale_use(row["last_used_at"], now):
-        await db.execute("UPDATE api_keys SET last_used_at = %s WHERE id = %s", (now, row["id"]))
+        await db.execute(_NOTE_USE, {"now": now, "id": row["id"]})
     return actor
 
 

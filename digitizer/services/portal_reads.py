@@ -43,6 +43,7 @@ from digitizer.services.keys import (
 )
 from storage.asyncdb import AsyncDatabase
 from storage.db import ECopy, session_scope, utcnow
+from storage.statements import Sql
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,13 +117,13 @@ _GRANTS_CTE = (
     "g.purpose, 'doc_types', g.doc_types) ORDER BY g.created_at DESC, g.id)::text FROM g) "
     "AS grants, e.* FROM (SELECT 1) AS one LEFT JOIN k ON true LEFT JOIN LATERAL "
 )
-_LISTING = (
+_LISTING = Sql(
     _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES)} FROM ecopies "
     f"WHERE citizen_id = %(citizen)s AND status IN ({_CURRENT}) AND superseded_by IS NULL "
     "AND doc_type IN (SELECT json_array_elements_text(g.doc_types) FROM g)) AS e ON true "
     "ORDER BY e.issued_at DESC, e.id"
 )
-_ONE = (
+_ONE = Sql(
     _GRANTS_CTE + f"(SELECT {', '.join(_LISTED_NAMES + _DETAIL)} FROM ecopies "
     "WHERE id = %(ecopy)s AND EXISTS (SELECT 1 FROM g)) AS e ON true"
 )
@@ -151,7 +152,7 @@ class PgPortalReads:
         self.db = db
 
     async def _read(
-        self, sql: str, names: tuple[str, ...], key: str | None, params: dict[str, Any]
+        self, sql: Sql, names: tuple[str, ...], key: str | None, params: dict[str, Any]
     ) -> tuple[Actor, list[Grant], list[EcopyView]]:
         """Run :data:`_LISTING` or :data:`_ONE` for ``key``; the key is admitted from the
         row the statement returned."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from pathlib import Path
 
-import psycopg
+import asyncpg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
@@ -290,7 +290,7 @@ def test_concurrent_async_reads_are_committed_in_batches_in_one_chain(settings: 
                 )
             )
             # a batch the database refuses (an over-long action) fails its caller only
-            with pytest.raises(psycopg.DataError):
+            with pytest.raises(asyncpg.DataError):
                 await audit.record_read_async(db, CLERK, "x" * 200)
             appended.append(await audit.record_read_async(db, CLERK, "portal.ecopy.read"))
             return appended
