@@ -11,32 +11,25 @@ Why not ``uvicorn --workers N``, measured by ``bench/vault.py`` on 2 cores:
   kept-alive connections stay where they landed: one worker ran at 94 % of a core and the
   other at 26 % while clients queued.
 
-Nor a ``SO_REUSEPORT`` socket per worker (what this module did before): the kernel picks
-the worker by a hash of the client's address and port, blind to load. 16 portal clients
-landed 10 / 6 (or 9 / 7) in most runs, and the ten clients of the busier worker waited
-45 ms per call on average against 32 ms for the other six; the list call's p99 came from
-them.
+Here each worker gets its own ``SO_REUSEPORT`` socket bound with ``IPPROTO_TCP``, so the
+kernel spreads connections over the workers by address hash and every connection has
+``TCP_NODELAY``. uvicorn's supervisor still pings the workers and replaces one that dies
+or hangs; a dead worker's socket dies with it (the parent keeps no copy), so no
+connection is routed to a socket nobody accepts on.
 
-Here the supervisor accepts and hands each connection (its file descriptor, over a Unix
-socket) to the worker that holds the fewest open ones, preferring workers that have
-finished starting (the first connections wait in the backlog until every worker has
-started); connections are set ``TCP_NODELAY`` before they go. Each worker counts
-the connections it has closed in memory shared with the supervisor, so the supervisor's
-count of a worker's open connections is exact, without asking. uvicorn's supervisor still
-pings the workers and replaces one that dies or hangs; a dead worker's hand-over socket
-dies with it, so nothing is handed to it (the next worker takes the connection).
+The kernel's address hash is blind to load: 16 kept-alive bench clients often land 10 / 6,
+and then the ten wait longer than the six. A supervisor that accepted every connection
+itself and handed it (over a Unix socket) to the worker with the fewest open was tried
+(commit bc75b7d): it split the clients 8 / 8, yet in three interleaved ``bench.vault``
+rounds it served 460-608 reads/s against 581-634 here, with list p99 54-76 ms against
+51-60 and 0.16-0.25 ms more API CPU per call. Uneven workers form larger audit batches
+(one chain lock and commit for more reads) on the busier one, which may be part of why.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import socket
-import threading
-import time
-from multiprocessing import get_context
-from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -47,191 +40,43 @@ APP = "digitizer.api.app:create_app"
 logger = logging.getLogger(__name__)
 
 
-def bind_tcp(host: str, port: int) -> socket.socket:
-    """A bound TCP socket on ``host:port`` (``IPPROTO_TCP``: asyncio sets TCP_NODELAY on
-    the connections it accepts on such a socket)."""
+def bind_tcp(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket on ``host:port`` on whose connections asyncio sets TCP_NODELAY."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    sock.set_inheritable(True)
     return sock
 
 
-#: How long the supervisor holds the first connections for workers still starting.
-STARTUP_WAIT_S = 60.0
-
-#: The shared counters of a worker: connections it closed, and whether it has started.
-_CLOSED, _READY = 0, 1
-
-
-class _CountedConnections(set[Any]):
-    """uvicorn's set of a worker's open connections, counting those that leave it into
-    memory the supervisor reads."""
-
-    def __init__(self, shared: Any) -> None:
-        super().__init__()
-        self.shared = shared
-
-    def discard(self, element: Any) -> None:
-        if element in self:
-            super().discard(element)
-            self.shared[_CLOSED] += 1  # one writer: this worker's event loop
-
-
-class HandedServer(uvicorn.Server):
-    """A worker serving the connections its supervisor hands it over ``hand``."""
-
-    def __init__(self, config: uvicorn.Config, hand: socket.socket, shared: Any) -> None:
-        super().__init__(config)
-        self.hand = hand
-        self.shared = shared
-        self.server_state.connections = _CountedConnections(shared)
-        self._adopting: set[asyncio.Task[None]] = set()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=[])  # the app's lifespan; no listening socket
-        loop = asyncio.get_running_loop()
-        self.hand.setblocking(False)
-        loop.add_reader(self.hand.fileno(), self._take)
-        self.shared[_READY] = 1
-
-    def _protocol(self) -> asyncio.Protocol:
-        return self.config.http_protocol_class(  # type: ignore[call-arg]
-            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
-        )
-
-    def _take(self) -> None:
-        """Adopt the connections waiting on the hand-over socket."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                message, fds, _flags, _address = socket.recv_fds(self.hand, 64, 64)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                message, fds = b"", []
-            if not message:  # the supervisor is gone: finish what is open, then stop
-                loop.remove_reader(self.hand.fileno())
-                self.should_exit = True
-                return
-            for fd in fds:
-                task = loop.create_task(self._adopt(socket.socket(fileno=fd)))
-                self._adopting.add(task)
-                task.add_done_callback(self._adopting.discard)
-
-    async def _adopt(self, conn: socket.socket) -> None:
-        try:
-            await asyncio.get_running_loop().connect_accepted_socket(self._protocol, conn)
-        except OSError:  # the client left before it was adopted
-            conn.close()
-            self.shared[_CLOSED] += 1
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.shared[_READY] = 0
-        with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(self.hand.fileno())
-        self.hand.close()
-        await super().shutdown(sockets)
-
-
-class HandedProcess(Process):
-    """A worker process with its end of a hand-over socket and its shared counters."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config, [])
-        self.supervisor_end, self.worker_end = socket.socketpair(
-            socket.AF_UNIX, socket.SOCK_SEQPACKET
-        )
-        self.shared = get_context("spawn").RawArray("q", 2)
-        self.handed = 0  # connections handed to it (the supervisor's count)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # What the child gets: not the supervisor's end (its close must mean "gone").
-        state = self.__dict__.copy()
-        state.pop("supervisor_end", None)
-        return state
-
-    @property
-    def server(self) -> uvicorn.Server:
-        if self._server is None:
-            self._server = HandedServer(self.config, self.worker_end, self.shared)
-        return self._server
-
-    def start(self) -> None:
-        super().start()
-        self.worker_end.close()  # the child has its copy; ours would keep it "alive"
-
-    @property
-    def open_connections(self) -> int:
-        return self.handed - self.shared[_CLOSED]
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.shared[_READY])
-
-    def hand(self, conn: socket.socket) -> bool:
-        """Pass ``conn`` to the worker; False when it cannot take it (dead, or its queue is
-        full)."""
-        try:
-            socket.send_fds(self.supervisor_end, [b"c"], [conn.fileno()], socket.MSG_DONTWAIT)
-        except OSError:
-            return False
-        self.handed += 1
-        return True
-
-    def close(self) -> None:
-        self.supervisor_end.close()
-
-
-def hand_over(conn: socket.socket, workers: list[HandedProcess]) -> bool:
-    """Hand ``conn`` (with ``TCP_NODELAY``) to the started worker with the fewest open
-    connections, or the next when that one cannot take it; workers still starting come
-    last. False when none took it."""
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ranked = sorted(workers, key=lambda worker: (not worker.ready, worker.open_connections))
-    return any(worker.hand(conn) for worker in ranked)
-
-
-class BalancingSupervisor(Multiprocess):
-    """uvicorn's process supervisor, accepting connections itself and handing each to
-    the least loaded worker."""
+class ReusePortSupervisor(Multiprocess):
+    """uvicorn's process supervisor, with a socket of its own for each worker."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config, sockets=[])
-        self.listener = bind_tcp(config.host, config.port)
-        self.listener.listen(config.backlog)
-        self.port = self.listener.getsockname()[1]
-        self.processes: list[HandedProcess] = []  # type: ignore[assignment]
-        self._dispatcher = threading.Thread(target=self._dispatch, name="dispatch", daemon=True)
+        self.host = config.host
+        self.port = config.port
+        # Holds the port between worker generations, so that a restarted worker binds
+        # the same port even when it was given as 0; it never listens, so the kernel
+        # routes no connection to it.
+        self.reservation = bind_tcp(self.host, self.port, reuse_port=True)
+        self.port = self.reservation.getsockname()[1]
 
-    def spawn(self) -> HandedProcess:
-        process = HandedProcess(self.config)
+    def spawn(self) -> Process:
+        sock = bind_tcp(self.host, self.port, reuse_port=True)
+        process = Process(self.config, [sock])
         process.start()
+        # The child has its own copy now (multiprocessing's resource sharer keeps a
+        # duplicate until the child takes it); the parent must not keep one.
+        sock.close()
         return process
 
     def init_processes(self) -> None:
         for _ in range(self.processes_num):
             self.processes.append(self.spawn())
-        self._dispatcher.start()
-
-    def _dispatch(self) -> None:
-        # The first connections (a portal opening its pool) wait in the backlog until
-        # every worker has started, so that they are spread over all of them.
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while not all(worker.ready for worker in list(self.processes)):
-            if self.should_exit.is_set() or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                if self.should_exit.is_set():
-                    return
-                continue  # the client reset before it was accepted; fds exhausted
-            with conn:
-                if not hand_over(conn, list(self.processes)):
-                    logger.error("no API worker could take a connection")
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
@@ -241,7 +86,6 @@ class BalancingSupervisor(Multiprocess):
                 continue
             process.kill()
             process.join()
-            process.close()
             if process.exitcode == STARTUP_FAILURE:
                 logger.error("API worker %s failed to start; stopping", process.pid)
                 self.should_exit.set()
@@ -259,12 +103,10 @@ class BalancingSupervisor(Multiprocess):
             if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                 new.kill()
                 new.join()
-                new.close()
                 return
-            self.processes[idx] = new
             old.terminate()
             old.join()
-            old.close()
+            self.processes[idx] = new
 
     def handle_ttin(self) -> None:
         self.processes_num += 1
@@ -274,12 +116,7 @@ class BalancingSupervisor(Multiprocess):
         try:
             super().run()
         finally:
-            self.should_exit.set()
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the dispatcher's accept
-            self.listener.close()
-            for process in self.processes:
-                process.close()
+            self.reservation.close()
 
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
@@ -299,6 +136,6 @@ def serve(host: str, port: int, workers: int = 1, log_level: str = "warning") ->
     if workers <= 1:
         uvicorn.Server(config).run()
         return
-    supervisor = BalancingSupervisor(config)
+    supervisor = ReusePortSupervisor(config)
     logger.warning("API on %s:%d with %d worker processes", host, supervisor.port, workers)
     supervisor.run()
