@@ -7,6 +7,7 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -110,7 +111,9 @@ class Workers:
         for proc in self.procs:
             if proc.poll() is None:
                 for pid in [proc.pid, *children(proc.pid)]:
-                    os.kill(pid, signal.SIGKILL)
+                    # a child (rq's work horse) may exit between listing and the kill
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 proc.wait()
         self.log.close()
 
