@@ -339,10 +339,10 @@ _batchers: weakref.WeakKeyDictionary[AsyncDatabase, ReadAuditBatcher] = weakref.
 
 async def _append_many(conn: Any, batch: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """Append events in order with one statement (one lock, one head lookup, one INSERT)."""
-    columns = {name: [params[name] for params in batch] for name in _APPEND_ARGS}
-    # One statement on an autocommit connection: its own transaction, no BEGIN / COMMIT
+    columns = [[params[name] for params in batch] for name in _APPEND_MANY.names]
+    # One statement outside any transaction block: its own transaction, no BEGIN / COMMIT
     # round trips.
-    rows = await conn.fetch(_APPEND_MANY.text, *_APPEND_MANY.args(columns))
+    rows = await conn.fetch(_APPEND_MANY.text, *columns)
     return [(int(row["new_seq"]), str(row["new_hash"])) for row in rows]
 
 
