@@ -310,6 +310,57 @@ def test_concurrent_async_reads_are_committed_in_batches_in_one_chain(settings: 
     assert rows[appended[7].seq].detail == {"n": 7, "lý do": 'Xác minh hồ sơ "một cửa"'}
 
 
+_SEQ_SCANS = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'audit_events'::regclass"
+
+
+@pytest.mark.skipif(DB_KIND != "postgresql", reason="the append functions are PostgreSQL's")
+def test_appends_read_the_head_by_index_after_an_early_analyze(settings: Settings) -> None:
+    """GIVEN a connection whose append functions were planned right after ``audit_events``
+    was analyzed with three rows in it (autovacuum does that to a new table, and PL/pgSQL
+    keeps a plan for the connection's life) WHEN the chain has grown to thousands of
+    events THEN an append, batched or single, still scans no table sequentially
+    (bench/vault.py: such scans made every audited read cost PostgreSQL ~1 ms of CPU)."""
+
+    def appends(n: int) -> list[dict[str, object]]:
+        return [
+            audit._append_params(audit._content(CLERK, "portal.documents.list", detail={"n": i}))
+            for i in range(n)
+        ]
+
+    async def scenario() -> tuple[int, int]:
+        url = settings.db.url.replace("postgresql+psycopg://", "postgresql://")
+        planned = await asyncpg.connect(url)
+        filler = await asyncpg.connect(url)
+        try:
+            await audit._append_many(planned, appends(3))
+            await planned.execute("ANALYZE audit_events")
+            await audit._append_many(planned, appends(1))  # planned with the tiny statistics
+            for _ in range(6):
+                await audit._append_many(filler, appends(500))
+            async with planned.transaction():
+                await audit._append_many(planned, appends(4))
+                batched = await planned.fetchval(_SEQ_SCANS)
+            async with planned.transaction():
+                single = audit._append_params(audit._content(CLERK, "document.read"))
+                await planned.fetch(
+                    "SELECT * FROM sohoa_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                    "$11::json, $12)",
+                    *(single[name] for name in audit._APPEND_ARGS),
+                )
+                alone = await planned.fetchval(_SEQ_SCANS)
+            return batched, alone
+        finally:
+            await planned.close()
+            await filler.close()
+
+    batched, alone = asyncio.run(scenario())
+    assert (batched, alone) == (0, 0)
+    with session_scope(settings.db.url) as session:
+        report = audit.verify(session, settings, object_store(settings))
+    assert report.ok, report.summary()
+    assert report.events == 3 + 1 + 3000 + 4 + 1
+
+
 # -- anchors with the TSA --------------------------------------------------------------------
 @dataclass
 class Tsa:
