@@ -19,7 +19,8 @@ PostgreSQL, the load generator and the rest of the machine (``cpu_s``,
 ``cpu_ms_per_call``), and the median latencies of one client alone first
 (``solo_*``: the service time of a call, without queueing behind 15 others), and the
 lowest and highest of the clients' mean list latencies (``list_ms_mean_by_client``: far
-apart when the clients are not served alike).
+apart when the clients are not served alike), and the three tables most read by
+sequential scans (``most_scanned_tables``: a hot table among them is a plan gone wrong).
 
     python -m bench.vault [--duration 30] [--clients 16] [--api-workers 2]
                           [--citizens 10000] [--ecopies 50000] [--pg-url URL]
@@ -82,6 +83,15 @@ OFFICES = [
 ]
 NAMES = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Minh Châu", "Phạm Thu Hà", "Đỗ Quang Dũng"]
 PROVINCES = ["001", "079", "037", "031", "048", "092"]
+
+
+#: The tables whose rows were most read by sequential scans over the whole run (seeding
+#: included). A hot table scanned sequentially is a plan gone wrong: a plan kept from
+#: when the table was nearly empty made ``audit_events`` cost ~1 ms a read (migration 0014).
+_MOST_SCANNED = text(
+    "SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0) AS idx_scan "
+    "FROM pg_stat_user_tables ORDER BY seq_tup_read DESC, relname LIMIT 3"
+)
 
 
 # -- seeding ------------------------------------------------------------------------------
@@ -440,6 +450,7 @@ def main() -> None:
         sampler.join()
         with get_engine(url).connect() as conn:
             audited = conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
+            scanned = conn.execute(_MOST_SCANNED).all()
         get_engine(url).dispose()
 
         calls = len(stats["list_ms"]) + len(stats["fetch_ms"])
@@ -477,6 +488,14 @@ def main() -> None:
             "error_rate": round(errors / calls, 4) if calls else None,
             "error_kinds": sorted(set(stats["errors"]))[:10],
             "audit_events": audited,
+            "most_scanned_tables": {
+                row.relname: {
+                    "seq_scans": row.seq_scan,
+                    "seq_rows_read": row.seq_tup_read,
+                    "index_scans": row.idx_scan,
+                }
+                for row in scanned
+            },
             "api_peak_pss_mib": round(sampler.peaks[api.pid] / 1024, 1),
             # where the measured window's CPU went (seconds, and ms per call)
             "cpu_s": stats["cpu_s"],
