@@ -40,6 +40,7 @@ import httpx
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 
+from bench.pgstats import most_scanned_tables
 from bench.vault import portal_round, seed
 from fixtures.stack import PrivateStack, pss_kib, rss_kib, tree
 from storage.db import SETTLED_STATES, Document, get_engine, session_scope
@@ -214,6 +215,9 @@ def main() -> None:
         processed = settled(stack, uploaded)
         sampler.stop_event.set()
         sampler.join()
+        with get_engine(stack.cfg.db.url).connect() as conn:
+            scanned = most_scanned_tables(conn)
+        get_engine(stack.cfg.db.url).dispose()
 
     elapsed = stats["elapsed_s"]
     calls = sum(len(stats[op]) for op in OPS)
@@ -256,6 +260,7 @@ def main() -> None:
             "api": round(sampler.api_kib / 1024, 1),
             "workers": round(sampler.workers_kib / 1024, 1),
         },
+        "most_scanned_tables": scanned,
         "peak_pss_mib": {
             "api": round(sampler.api_pss_kib / 1024, 1),
             "workers": round(sampler.workers_pss_kib / 1024, 1),

@@ -55,6 +55,7 @@ from sqlalchemy.engine import make_url
 from bench.cpu import cpu_seconds, delta, named, tree_member
 from bench.httpclient import KeepAliveClient
 from bench.memory import PeakSampler
+from bench.pgstats import most_scanned_tables
 from digitizer.config import DatabaseSettings, EmbeddedSettings, S3Settings, Settings
 from digitizer.doctypes import DOC_TYPES
 from digitizer.services.keys import create_key
@@ -83,15 +84,6 @@ OFFICES = [
 ]
 NAMES = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Minh Châu", "Phạm Thu Hà", "Đỗ Quang Dũng"]
 PROVINCES = ["001", "079", "037", "031", "048", "092"]
-
-
-#: The tables whose rows were most read by sequential scans over the whole run (seeding
-#: included). A hot table scanned sequentially is a plan gone wrong: a plan kept from
-#: when the table was nearly empty made ``audit_events`` cost ~1 ms a read (migration 0014).
-_MOST_SCANNED = text(
-    "SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0) AS idx_scan "
-    "FROM pg_stat_user_tables ORDER BY seq_tup_read DESC, relname LIMIT 3"
-)
 
 
 # -- seeding ------------------------------------------------------------------------------
@@ -450,7 +442,7 @@ def main() -> None:
         sampler.join()
         with get_engine(url).connect() as conn:
             audited = conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
-            scanned = conn.execute(_MOST_SCANNED).all()
+            scanned = most_scanned_tables(conn)
         get_engine(url).dispose()
 
         calls = len(stats["list_ms"]) + len(stats["fetch_ms"])
@@ -488,14 +480,7 @@ def main() -> None:
             "error_rate": round(errors / calls, 4) if calls else None,
             "error_kinds": sorted(set(stats["errors"]))[:10],
             "audit_events": audited,
-            "most_scanned_tables": {
-                row.relname: {
-                    "seq_scans": row.seq_scan,
-                    "seq_rows_read": row.seq_tup_read,
-                    "index_scans": row.idx_scan,
-                }
-                for row in scanned
-            },
+            "most_scanned_tables": scanned,
             "api_peak_pss_mib": round(sampler.peaks[api.pid] / 1024, 1),
             # where the measured window's CPU went (seconds, and ms per call)
             "cpu_s": stats["cpu_s"],
