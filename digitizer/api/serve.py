@@ -24,6 +24,8 @@ itself and handed it (over a Unix socket) to the worker with the fewest open was
 rounds it served 460-608 reads/s against 581-634 here, with list p99 54-76 ms against
 51-60 and 0.16-0.25 ms more API CPU per call. Uneven workers form larger audit batches
 (one chain lock and commit for more reads) on the busier one, which may be part of why.
+These figures predate migration 0014: every append then also scanned the audit chain,
+which made a batch's fixed cost far larger than it is now.
 """
 
 from __future__ import annotations
